@@ -1,0 +1,1 @@
+"""Storage adapters, one module or package each; chosen by URL scheme in `stateful.registry`."""
