@@ -47,5 +47,5 @@ def is_unavailable(error: BaseException) -> bool:
             text in str(current) for text in _CLUSTER_OUTAGE_MESSAGES
         ):
             return True
-        current = current.__cause__ or current.__context__
+        current = current.__cause__
     return False

@@ -51,11 +51,11 @@ class Script:
         return cls(name, source, hashlib.sha1(source, usedforsecurity=False).hexdigest())
 
     def evalsha_args(self, keys: Sequence[bytes], args: Sequence[Arg]) -> tuple[Arg, ...]:
-        """The arguments of EVALSHA for ``keys`` and ``args``."""
+        """Return the arguments of EVALSHA for ``keys`` and ``args``."""
         return ("EVALSHA", self.sha, len(keys), *keys, *args)
 
     def eval_args(self, keys: Sequence[bytes], args: Sequence[Arg]) -> tuple[Arg, ...]:
-        """The arguments of EVAL (the fallback after NOSCRIPT) for ``keys`` and ``args``."""
+        """Return the arguments of EVAL (the fallback after NOSCRIPT) for ``keys`` and ``args``."""
         return ("EVAL", self.source, len(keys), *keys, *args)
 
     async def run(self, client: CommandTarget, keys: Sequence[bytes], args: Sequence[Arg]) -> Any:
