@@ -102,15 +102,11 @@ class MemoryBackend(Backend):
         """Overwrite the workload state of a service."""
         self._workload_states[(namespace, service_name)] = state
 
-    async def get_workload_state(
-        self, namespace: str, service_names: list[str]
-    ) -> dict[str, str]:
+    async def get_workload_state(self, namespace: str, service_names: list[str]) -> dict[str, str]:
         """Return the workload state of each listed service that has one."""
         states = self._workload_states
         return {
-            name: states[(namespace, name)]
-            for name in service_names
-            if (namespace, name) in states
+            name: states[(namespace, name)] for name in service_names if (namespace, name) in states
         }
 
     # -- links ---------------------------------------------------------------------

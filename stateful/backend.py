@@ -56,9 +56,7 @@ class Backend(ABC):
         """Overwrite the workload state of a service."""
 
     @abstractmethod
-    async def get_workload_state(
-        self, namespace: str, service_names: list[str]
-    ) -> dict[str, str]:
+    async def get_workload_state(self, namespace: str, service_names: list[str]) -> dict[str, str]:
         """Return the workload state of each listed service that has one."""
 
     # -- links ---------------------------------------------------------------------

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import Any, Self, TypeVar
 
 from stateful import validation as v
 from stateful.backend import Backend
@@ -36,7 +36,7 @@ class StatefulExecutor:
             raise ValueError("timeout must be a positive number of seconds or None")
         self._backend = backend
         self._timeout = timeout
-        self._inflight: set[asyncio.Future[object]] = set()
+        self._inflight: set[asyncio.Future[Any]] = set()
         self._closed = False
 
     @property
@@ -82,8 +82,8 @@ class StatefulExecutor:
     async def _run(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
         if self._closed:
             raise StatefulError(f"{operation}: the executor is closed")
-        task: asyncio.Future[T] = asyncio.ensure_future(self._translated(operation, call))
-        self._inflight.add(task)  # type: ignore[arg-type]
+        task = asyncio.ensure_future(self._translated(operation, call))
+        self._inflight.add(task)
         task.add_done_callback(self._forget)
         try:
             async with asyncio.timeout(self._timeout):
@@ -94,7 +94,7 @@ class StatefulExecutor:
                 f"{operation}: timed out after {self._timeout} s; the outcome is unknown"
             ) from exc
 
-    def _forget(self, task: asyncio.Future[object]) -> None:
+    def _forget(self, task: asyncio.Future[Any]) -> None:
         self._inflight.discard(task)
         # Retrieve the exception of a call whose caller went away, so asyncio does
         # not report it as never retrieved; the caller already got its answer.
@@ -134,9 +134,7 @@ class StatefulExecutor:
         """Set the workload state (e.g. ``"stable"``, ``"updating"``) of a service."""
         ns, svc = v.check_namespace(namespace), v.check_service_name(service_name)
         st = v.check_state(state)
-        await self._run(
-            "set_workload_state", lambda: self._backend.set_workload_state(ns, svc, st)
-        )
+        await self._run("set_workload_state", lambda: self._backend.set_workload_state(ns, svc, st))
 
     async def get_workload_state(
         self, namespace: str, service_names: Iterable[str]
@@ -198,9 +196,7 @@ class StatefulExecutor:
     async def get_linked_pod(self, namespace: str, uid: str, service_name: str) -> int | None:
         """Return the pod ``uid`` is linked to for the service, or None."""
         ns, u, svc = self._link_key(namespace, uid, service_name)
-        return await self._run(
-            "get_linked_pod", lambda: self._backend.get_linked_pod(ns, u, svc)
-        )
+        return await self._run("get_linked_pod", lambda: self._backend.get_linked_pod(ns, u, svc))
 
     async def get_linked_pod_if_persist(
         self, namespace: str, uid: str, service_name: str
@@ -256,9 +252,7 @@ class StatefulExecutor:
     async def get_link_service(self, namespace: str, uid: str) -> dict[str, int]:
         """Return the uid's live permanent links, service → pod."""
         ns, u = v.check_namespace(namespace), v.check_uid(uid)
-        return await self._run(
-            "get_link_service", lambda: self._backend.get_link_service(ns, u)
-        )
+        return await self._run("get_link_service", lambda: self._backend.get_link_service(ns, u))
 
     @staticmethod
     def _link_key(namespace: object, uid: object, service_name: object) -> tuple[str, str, str]:

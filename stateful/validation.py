@@ -69,9 +69,7 @@ def check_pod_id(value: object) -> int:
 
 def _check_persist_int(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationError(
-            "persist_seconds", f"must be an int, not {type(value).__name__}"
-        )
+        raise ValidationError("persist_seconds", f"must be an int, not {type(value).__name__}")
     return int(value)
 
 
@@ -97,16 +95,12 @@ def check_remove_persist(value: object) -> int:
     return seconds
 
 
-def check_unique_strings(
-    argument: str, values: object, max_length: int
-) -> list[str]:
+def check_unique_strings(argument: str, values: object, max_length: int) -> list[str]:
     """Validate an iterable of identifiers; return them deduplicated, in first-seen order."""
     if isinstance(values, str | bytes | bytearray | memoryview):
         raise ValidationError(argument, "must be an iterable of str, not a single string")
     if not isinstance(values, Iterable):
-        raise ValidationError(
-            argument, f"must be an iterable of str, not {type(values).__name__}"
-        )
+        raise ValidationError(argument, f"must be an iterable of str, not {type(values).__name__}")
     unique: dict[str, None] = {}
     for index, value in enumerate(values):
         unique[check_string(f"{argument}[{index}]", value, max_length)] = None

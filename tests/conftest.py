@@ -15,3 +15,5 @@ from tests.support import IN_CI
 
 register_profiles()
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if IN_CI else "default"))
+
+pytest_plugins = ["tests.matrix"]

@@ -11,7 +11,7 @@ injective shows up as two tuples sharing a link.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeAlias
 
 from hypothesis import strategies as st
@@ -25,7 +25,7 @@ from stateful.testing.loop import cancel_leftover_tasks, run
 from stateful.testing.model import ReferenceModel
 
 #: Builds a backend over an EMPTY store that reads time from the given clock.
-BackendFactory: TypeAlias = Callable[[ManualClock], Awaitable[Backend]]
+BackendFactory: TypeAlias = Callable[[ManualClock], Coroutine[Any, Any, Backend]]
 
 # ("a", "b:c") and ("a:b", "c") alias under a naive "ns:uid" join; braces move
 # hash slots; case and trailing-space variants alias under loose collations.
@@ -41,7 +41,7 @@ FAR_JUMPS_MS = (60_000, 3_600_000, 315_360_000_000)
 
 _hostile_text = st.text(
     alphabet=st.characters(
-        blacklist_categories=("Cs",), blacklist_characters="\x00", max_codepoint=0x1F64F
+        exclude_categories=["Cs"], exclude_characters="\x00", max_codepoint=0x1F64F
     ),
     min_size=1,
     max_size=6,
@@ -89,7 +89,8 @@ class ConformanceMachine(RuleBasedStateMachine):
             pool[:] = data.draw(st.lists(choices, min_size=1, max_size=most, unique=True))
 
     def _link(self, data: st.DataObject) -> tuple[str, str, str]:
-        if self.touched and data.draw(st.booleans(), label="reuse"):
+        reuse: bool = data.draw(st.booleans(), label="reuse") if self.touched else False
+        if reuse:
             return data.draw(st.sampled_from(self.touched), label="link")
         link = (
             data.draw(st.sampled_from(self.namespaces), label="namespace"),
@@ -100,7 +101,9 @@ class ConformanceMachine(RuleBasedStateMachine):
             self.touched.append(link)
         return link
 
-    def _check(self, operation: str, args: tuple[Any, ...], actual: object, expected: object) -> None:
+    def _check(
+        self, operation: str, args: tuple[Any, ...], actual: object, expected: object
+    ) -> None:
         assert actual == expected, (
             f"{operation}{args!r} at t={self.clock.now_ms()}: "
             f"backend returned {actual!r}, the model {expected!r}"
@@ -209,7 +212,7 @@ class ConformanceMachine(RuleBasedStateMachine):
 
     @rule(data=st.data(), bad_pod=st.sampled_from((-1, 2**31, True)))
     def rejected_call_writes_nothing(self, data: st.DataObject, bad_pod: int) -> None:
-        """A call with a bad argument raises ValidationError (the state check sees no write)."""
+        """Send a bad pod id: it must raise ValidationError and write nothing."""
         ns, uid, svc = self._link(data)
         try:
             run(self.executor.set_linked_pod(ns, uid, svc, bad_pod, -1))
@@ -229,24 +232,32 @@ class ConformanceMachine(RuleBasedStateMachine):
             for svc in self.services:
                 args: tuple[Any, ...] = (ns, self.uids, svc)
                 self._check(
-                    "batch_get_linked_pod", args,
-                    await ex.batch_get_linked_pod(*args), model.batch_get_linked_pod(*args),
+                    "batch_get_linked_pod",
+                    args,
+                    await ex.batch_get_linked_pod(*args),
+                    model.batch_get_linked_pod(*args),
                 )
                 args = (ns, svc)
                 self._check(
-                    "get_service_state", args,
-                    await ex.get_service_state(*args), model.get_service_state(*args),
+                    "get_service_state",
+                    args,
+                    await ex.get_service_state(*args),
+                    model.get_service_state(*args),
                 )
             args = (ns, self.services)
             self._check(
-                "get_workload_state", args,
-                await ex.get_workload_state(*args), model.get_workload_state(*args),
+                "get_workload_state",
+                args,
+                await ex.get_workload_state(*args),
+                model.get_workload_state(*args),
             )
             for uid in self.uids:
                 args = (ns, uid)
                 self._check(
-                    "get_link_service", args,
-                    await ex.get_link_service(*args), model.get_link_service(*args),
+                    "get_link_service",
+                    args,
+                    await ex.get_link_service(*args),
+                    model.get_link_service(*args),
                 )
 
 

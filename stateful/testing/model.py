@@ -125,9 +125,7 @@ class ReferenceModel:
         link = self.live(namespace, uid, service_name)
         return link.pod if link else None
 
-    def get_linked_pod_if_persist(
-        self, namespace: str, uid: str, service_name: str
-    ) -> int | None:
+    def get_linked_pod_if_persist(self, namespace: str, uid: str, service_name: str) -> int | None:
         """Return the live link's pod if permanent."""
         link = self.live(namespace, uid, service_name)
         return link.pod if link and link.expires_at is None else None

@@ -123,9 +123,7 @@ class WorkloadStateLeaksAcrossNamespaces(MemoryBackend):
     async def set_workload_state(self, namespace: str, service_name: str, state: str) -> None:
         await super().set_workload_state("", service_name, state)
 
-    async def get_workload_state(
-        self, namespace: str, service_names: list[str]
-    ) -> dict[str, str]:
+    async def get_workload_state(self, namespace: str, service_names: list[str]) -> dict[str, str]:
         return await super().get_workload_state("", service_names)
 
 

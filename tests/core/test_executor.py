@@ -1,0 +1,130 @@
+"""The executor's own duties: timeouts, cancellation, error wrapping, lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import stateful
+from stateful import BackendError, BackendUnavailable, StatefulError, StatefulExecutor
+from stateful.backends.memory import MemoryBackend
+
+
+class SlowBackend(MemoryBackend):
+    """Takes ``delay`` seconds inside set_linked_pod before writing."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+        self.closed = False
+
+    async def set_linked_pod(
+        self, namespace: str, uid: str, service_name: str, pod_id: int, persist_seconds: int
+    ) -> int | None:
+        await asyncio.sleep(self.delay)
+        return await super().set_linked_pod(namespace, uid, service_name, pod_id, persist_seconds)
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+class FailingBackend(MemoryBackend):
+    """Raises ``error`` from get_linked_pod."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error = error
+
+    async def get_linked_pod(self, namespace: str, uid: str, service_name: str) -> int | None:
+        raise self.error
+
+
+async def test_timeout_raises_backend_unavailable_and_the_write_still_completes() -> None:
+    backend = SlowBackend(delay=0.2)
+    ex = StatefulExecutor(backend, timeout=0.01)
+    with pytest.raises(BackendUnavailable, match=r"timed out after 0\.01 s") as caught:
+        await ex.set_linked_pod("ns", "u", "svc", 1, -1)
+    assert isinstance(caught.value.__cause__, TimeoutError)
+    # The call was not interrupted half-way: it lands, and aclose waits for it.
+    await ex.aclose()
+    assert backend.closed
+    assert await backend.get_linked_pod("ns", "u", "svc") == 1
+
+
+async def test_cancelled_caller_leaves_the_store_fully_after_the_call() -> None:
+    backend = SlowBackend(delay=0.05)
+    ex = StatefulExecutor(backend)
+    call = asyncio.create_task(ex.set_linked_pod("ns", "u", "svc", 1, -1))
+    await asyncio.sleep(0.01)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    await ex.aclose()
+    assert await backend.get_linked_pod("ns", "u", "svc") == 1
+
+
+async def test_no_timeout_by_default() -> None:
+    ex = StatefulExecutor(SlowBackend(delay=0.02))
+    assert ex.timeout is None
+    assert await ex.set_linked_pod("ns", "u", "svc", 1, -1) is None
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        (ConnectionRefusedError("refused"), BackendUnavailable),
+        (TimeoutError("driver timeout"), BackendUnavailable),
+        (RuntimeError("disk full"), BackendError),
+        (KeyError("weird"), BackendError),
+    ],
+)
+async def test_driver_errors_are_wrapped_with_the_cause(
+    error: Exception, kind: type[BackendError]
+) -> None:
+    ex = StatefulExecutor(FailingBackend(error))
+    with pytest.raises(kind) as caught:
+        await ex.get_linked_pod("ns", "u", "svc")
+    assert type(caught.value) is kind
+    assert caught.value.__cause__ is error
+    assert "get_linked_pod" in str(caught.value)
+
+
+async def test_stateful_errors_from_the_backend_pass_through() -> None:
+    error = stateful.SchemaError("run: stateful migrate URL")
+    ex = StatefulExecutor(FailingBackend(error))
+    with pytest.raises(stateful.SchemaError) as caught:
+        await ex.get_linked_pod("ns", "u", "svc")
+    assert caught.value is error
+
+
+async def test_closed_executor_refuses_calls_and_close_is_idempotent() -> None:
+    backend = SlowBackend(delay=0)
+    async with StatefulExecutor(backend) as ex:
+        await ex.set_linked_pod("ns", "u", "svc", 1, -1)
+    assert backend.closed
+    await ex.aclose()
+    with pytest.raises(StatefulError, match="closed"):
+        await ex.get_linked_pod("ns", "u", "svc")
+
+
+@pytest.mark.parametrize("timeout", [0, -1.0])
+def test_timeout_must_be_positive(timeout: float) -> None:
+    with pytest.raises(ValueError, match="timeout"):
+        StatefulExecutor(MemoryBackend(), timeout=timeout)
+
+
+async def test_concurrent_tasks_on_the_memory_backend_have_exactly_one_winner() -> None:
+    async with stateful.connect("memory://") as ex:
+        for round_ in range(20):
+            uid = f"u{round_}"
+            results = await asyncio.gather(
+                *(ex.set_linked_pod_if_absent("ns", uid, "svc", pod, -1) for pod in range(50))
+            )
+            assert len(set(results)) == 1
+            tries = await asyncio.gather(
+                *(ex.try_set_linked_pod("ns", f"t{round_}", "svc", pod, -1) for pod in range(50))
+            )
+            winners = [pod for ok, pod in tries if ok]
+            assert winners == [0]
+            assert all(pod == 0 for _, pod in tries)
