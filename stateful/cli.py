@@ -7,7 +7,7 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
-DEFAULT_DEMO_URL = "sqlite+aiosqlite:///stateful-demo.db"
+DEFAULT_DEMO_URL = "sqlite+aiosqlite:///stateful-demo.db"  # an embedded file, no server
 
 
 def _parser() -> argparse.ArgumentParser:
