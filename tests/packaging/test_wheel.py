@@ -1,4 +1,4 @@
-"""The wheel is self-contained: installed outside the repo it has its adapters, Lua and migrations."""
+"""The wheel is self-contained: installed outside the repo it has adapters, Lua, migrations."""
 
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ def test_installed_wheel_imports_from_the_venv_and_finds_its_resources(
 ) -> None:
     out = installed_wheel.run(
         "-c",
-        "import stateful, stateful.backends.memory as m; from stateful.resources import resource_dir;"
+        "import stateful, stateful.backends.memory as m;"
+        "from stateful.resources import resource_dir;"
         "print(stateful.__file__); print(m.__file__);"
         "print(resource_dir('lua')); print(resource_dir('migrations'))",
     ).stdout.split()
