@@ -29,6 +29,8 @@ class _Link:
 class MemoryBackend(Backend):
     """Keeps everything in dictionaries of this process."""
 
+    cancel_safe = True  # no await inside any operation: it cannot be interrupted
+
     def __init__(self, *, clock: Clock | None = None) -> None:
         """Create an empty store that reads time from ``clock`` (default: system clock)."""
         self._clock: Clock = clock or SystemClock()

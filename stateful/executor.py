@@ -25,9 +25,10 @@ class StatefulExecutor:
     ``timeout`` (raising `BackendUnavailable` on expiry) and turns any driver
     exception into `BackendError` / `BackendUnavailable`.
 
-    A backend call runs to completion even when the caller is cancelled or
-    times out, so the store ends either fully before or fully after it and
-    no connection is abandoned mid-statement; `aclose` waits for such calls.
+    A cancelled or timed-out call leaves the store fully before or fully after
+    it: unless the backend declares itself `Backend.cancel_safe`, its call
+    runs in a shielded task that completes in the background (`aclose` waits
+    for such calls), so no connection is abandoned mid-transaction.
     """
 
     def __init__(self, backend: Backend, *, timeout: float | None = None) -> None:
@@ -82,17 +83,27 @@ class StatefulExecutor:
     async def _run(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
         if self._closed:
             raise StatefulError(f"{operation}: the executor is closed")
-        task = asyncio.ensure_future(self._translated(operation, call))
-        self._inflight.add(task)
-        task.add_done_callback(self._forget)
+        if self._backend.cancel_safe:
+            work = self._translated(operation, call)
+        else:
+            work = self._shielded(operation, call)
+        if self._timeout is None:
+            return await work
         try:
             async with asyncio.timeout(self._timeout):
-                # shield: a cancelled caller must not interrupt the backend mid-write
-                return await asyncio.shield(task)
+                return await work
         except TimeoutError as exc:
             raise BackendUnavailable(
                 f"{operation}: timed out after {self._timeout} s; the outcome is unknown"
             ) from exc
+
+    async def _shielded(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
+        # The call runs in its own task, so a cancelled caller (or a timeout)
+        # cannot interrupt the backend mid-transaction; aclose() waits for it.
+        task = asyncio.ensure_future(self._translated(operation, call))
+        self._inflight.add(task)
+        task.add_done_callback(self._forget)
+        return await asyncio.shield(task)
 
     def _forget(self, task: asyncio.Future[Any]) -> None:
         self._inflight.discard(task)

@@ -72,7 +72,8 @@ async def walkthrough(url: str) -> None:
 
         print("5. where is alice, across services?")
         await ex.set_linked_pod(NAMESPACE, "alice", "chat", 7, -1)
-        print(f"   alice: {await ex.get_link_service(NAMESPACE, 'alice')}")
+        links = await ex.get_link_service(NAMESPACE, "alice")
+        print(f"   alice: {dict(sorted(links.items()))}")
         states = await ex.get_workload_state(NAMESPACE, [SERVICE, "chat"])
         print(f"   workload states: {states}")
     print("done")

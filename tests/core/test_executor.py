@@ -14,6 +14,8 @@ from stateful.backends.memory import MemoryBackend
 class SlowBackend(MemoryBackend):
     """Takes ``delay`` seconds inside set_linked_pod before writing."""
 
+    cancel_safe = False  # it awaits before writing, so the executor must shield it
+
     def __init__(self, delay: float) -> None:
         super().__init__()
         self.delay = delay
@@ -62,6 +64,19 @@ async def test_cancelled_caller_leaves_the_store_fully_after_the_call() -> None:
         await call
     await ex.aclose()
     assert await backend.get_linked_pod("ns", "u", "svc") == 1
+
+
+async def test_cancel_safe_backend_is_awaited_directly_and_timeout_interrupts_it() -> None:
+    class InlineSlowBackend(SlowBackend):
+        cancel_safe = True
+
+    backend = InlineSlowBackend(delay=0.2)
+    ex = StatefulExecutor(backend, timeout=0.01)
+    with pytest.raises(BackendUnavailable, match="timed out"):
+        await ex.set_linked_pod("ns", "u", "svc", 1, -1)
+    await ex.aclose()
+    # no background task: the call was interrupted before it wrote
+    assert await backend.get_linked_pod("ns", "u", "svc") is None
 
 
 async def test_no_timeout_by_default() -> None:

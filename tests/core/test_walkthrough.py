@@ -1,4 +1,4 @@
-"""The walk-through behind ``stateful demo`` (the README's first command) works and is repeatable."""
+"""The walk-through behind ``stateful demo`` (the README's first command) works."""
 
 from __future__ import annotations
 
