@@ -1,0 +1,420 @@
+"""`SQLBackend`: the contract over SQLAlchemy Core on an async engine.
+
+Each operation is one transaction (see `dialects` for the statements per
+database), run again when the database reports a serialization failure, a
+deadlock or a concurrent insert of the same row, at most ``max_attempts``
+times with a short randomised pause between attempts.
+
+Time comes from the backend's clock: ``now`` is read in Python once per
+attempt and passed as a bound parameter, so every database agrees with the
+memory backend under a `ManualClock`. A link is live iff ``expires_at`` is
+NULL or greater than ``now``; rows past their time are ignored by every read
+and treated as absent by every write until `purge_expired` deletes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from stateful.backend import Backend
+from stateful.clock import Clock, SystemClock
+from stateful.errors import StatefulError, ValidationError
+from stateful.validation import PERMANENT
+
+from . import errors, migration
+from .dialects import LinkId, dialect_for
+from .keys import link_key, owner_key, service_key
+from .schema import DEFAULT_TABLE_PREFIX, build_tables, check_table_prefix
+
+logger = logging.getLogger("stateful.sql")
+
+T = TypeVar("T")
+
+DEFAULT_MAX_ATTEMPTS = 12
+DEFAULT_PURGE_BATCH_SIZE = 1000
+
+
+def _backoff(attempt: int) -> float:
+    # Full jitter, 2 ms doubling up to 100 ms: contenders spread out quickly.
+    return random.uniform(0, min(0.1, 0.002 * 2**attempt))
+
+
+class SQLBackend(Backend):
+    """Stores routing state in SQLite, PostgreSQL or MariaDB/MySQL tables.
+
+    Build it with `from_url` (it then owns its engine) or directly from an
+    `AsyncEngine` the application already has (which `aclose` leaves open).
+    Construction does no I/O. The first operation checks the schema once:
+    SQLite migrates itself; other databases raise `stateful.SchemaError`
+    unless ``stateful migrate URL`` has been run.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        clock: Clock | None = None,
+        table_prefix: str = DEFAULT_TABLE_PREFIX,
+        purge_interval: float | None = None,
+        purge_batch_size: int = DEFAULT_PURGE_BATCH_SIZE,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        dispose_engine: bool = False,
+    ) -> None:
+        """Serve the tables named with ``table_prefix`` through ``engine``.
+
+        ``purge_interval`` (seconds) starts a background task that deletes
+        expired links that often (off by default); ``purge_batch_size`` bounds
+        the rows one purge statement deletes; ``max_attempts`` bounds retries
+        of a transaction; ``dispose_engine`` makes `aclose` dispose ``engine``.
+        """
+        try:
+            check_table_prefix(table_prefix)
+        except ValueError as exc:
+            raise ValidationError("table_prefix", str(exc)) from None
+        if purge_interval is not None and not purge_interval > 0:
+            raise ValidationError("purge_interval", "must be a positive number of seconds or None")
+        if isinstance(purge_batch_size, bool) or not isinstance(purge_batch_size, int) or (
+            purge_batch_size < 1
+        ):
+            raise ValidationError("purge_batch_size", "must be a positive int")
+        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
+            raise ValidationError("max_attempts", "must be a positive int")
+        self._engine = engine
+        self._clock: Clock = clock or SystemClock()
+        self._prefix = table_prefix
+        self._tables = build_tables(table_prefix)
+        try:
+            self._dialect = dialect_for(engine, self._tables, purge_batch_size=purge_batch_size)
+        except ValueError as exc:
+            raise ValidationError("engine", str(exc)) from None
+        self._purge_interval = purge_interval
+        self._max_attempts = max_attempts
+        self._dispose_engine = dispose_engine
+        self._schema_checked = False
+        self._schema_lock = asyncio.Lock()
+        self._purge_task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        url = self._engine.url.render_as_string(hide_password=True)
+        return f"SQLBackend({url!r}, table_prefix={self._prefix!r}, clock={self._clock!r})"
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The engine this backend runs on."""
+        return self._engine
+
+    @property
+    def table_prefix(self) -> str:
+        """The prefix of this backend's table names."""
+        return self._prefix
+
+    def is_unavailable(self, error: BaseException) -> bool:
+        """Count connection failures, lost connections and timeouts (outcome unknown)."""
+        return errors.is_unavailable(error)
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    async def _ready(self) -> None:
+        if self._closed:
+            raise StatefulError("the SQL backend is closed")
+        if not self._schema_checked:
+            async with self._schema_lock:
+                if not self._schema_checked:
+                    url = self._engine.url.render_as_string(hide_password=True)
+                    await self._with_retries(
+                        lambda: migration.check_schema(self._dialect, self._prefix, url)
+                    )
+                    self._schema_checked = True
+        if self._purge_interval is not None and self._purge_task is None:
+            self._purge_task = asyncio.get_running_loop().create_task(
+                self._purge_periodically(self._purge_interval), name="stateful-sql-purge"
+            )
+
+    async def _with_retries(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        tries = 0
+        while True:
+            try:
+                return await attempt()
+            except Exception as exc:
+                tries += 1
+                if tries >= self._max_attempts or not errors.is_retryable(exc):
+                    raise
+                logger.debug("stateful: retrying a transaction after %r", exc)
+            await asyncio.sleep(_backoff(tries - 1))
+
+    async def _run(
+        self,
+        operation: str,
+        body: Callable[[AsyncConnection, int], Awaitable[T]],
+        *,
+        write: bool,
+        single: bool | None = None,
+    ) -> T:
+        """Run ``body(connection, now_ms)`` as one transaction, retrying if needed."""
+        await self._ready()
+        if single is None:
+            single = operation in self._dialect.single_statement
+
+        async def attempt() -> T:
+            async with self._dialect.transaction(write=write, single=single) as conn:
+                # Read the clock once the transaction has its connection (and, on
+                # SQLite, the write lock), so time follows the order of commits.
+                return await body(conn, self._clock.now_ms())
+
+        return await self._with_retries(attempt)
+
+    @staticmethod
+    def _link(namespace: str, uid: str, service_name: str) -> LinkId:
+        return LinkId(
+            link_key(namespace, uid, service_name),
+            owner_key(namespace, uid),
+            namespace,
+            uid,
+            service_name,
+        )
+
+    @staticmethod
+    def _expiry(persist_seconds: int, now: int) -> int | None:
+        return None if persist_seconds == PERMANENT else now + persist_seconds * 1000
+
+    # -- pod and workload states -------------------------------------------------------
+
+    async def set_service_state(
+        self, namespace: str, service_name: str, pod_id: int, state: str
+    ) -> None:
+        """Overwrite the state of one pod of a service (one upsert)."""
+        row = {
+            "b_service_key": service_key(namespace, service_name),
+            "b_pod": pod_id,
+            "b_namespace": namespace,
+            "b_service": service_name,
+            "b_state": state,
+        }
+
+        async def body(conn: AsyncConnection, now: int) -> None:
+            await self._dialect.set_service_state(conn, row)
+
+        await self._run("set_service_state", body, write=True)
+
+    async def get_service_state(self, namespace: str, service_name: str) -> dict[int, str]:
+        """Return every pod state of a service (one SELECT)."""
+        key = service_key(namespace, service_name)
+
+        async def body(conn: AsyncConnection, now: int) -> dict[int, str]:
+            return await self._dialect.get_service_state(conn, key)
+
+        return await self._run("get_service_state", body, write=False)
+
+    async def set_workload_state(self, namespace: str, service_name: str, state: str) -> None:
+        """Overwrite the workload state of a service (one upsert)."""
+        row = {
+            "b_service_key": service_key(namespace, service_name),
+            "b_namespace": namespace,
+            "b_service": service_name,
+            "b_state": state,
+        }
+
+        async def body(conn: AsyncConnection, now: int) -> None:
+            await self._dialect.set_workload_state(conn, row)
+
+        await self._run("set_workload_state", body, write=True)
+
+    async def get_workload_state(
+        self, namespace: str, service_names: list[str]
+    ) -> dict[str, str]:
+        """Return the workload state of each listed service that has one."""
+        names = {service_key(namespace, name): name for name in service_names}
+        keys = list(names)
+
+        async def body(conn: AsyncConnection, now: int) -> dict[bytes, str]:
+            return await self._dialect.get_workload_state(conn, keys)
+
+        found = await self._run(
+            "get_workload_state",
+            body,
+            write=False,
+            single=self._dialect.workload_single_statement(len(keys)),
+        )
+        return {name: found[key] for key, name in names.items() if key in found}
+
+    # -- links -----------------------------------------------------------------------------
+
+    async def set_linked_pod(
+        self, namespace: str, uid: str, service_name: str, pod_id: int, persist_seconds: int
+    ) -> int | None:
+        """Link the uid to ``pod_id``; return the previous live pod."""
+        link = self._link(namespace, uid, service_name)
+
+        async def body(conn: AsyncConnection, now: int) -> int | None:
+            expires_at = self._expiry(persist_seconds, now)
+            return await self._dialect.set_linked_pod(conn, link, pod_id, expires_at, now)
+
+        return await self._run("set_linked_pod", body, write=True)
+
+    async def try_set_linked_pod(
+        self, namespace: str, uid: str, service_name: str, pod_id: int, persist_seconds: int
+    ) -> tuple[bool, int]:
+        """Link unless a live permanent link to another pod exists."""
+        link = self._link(namespace, uid, service_name)
+
+        async def body(conn: AsyncConnection, now: int) -> tuple[bool, int]:
+            expires_at = self._expiry(persist_seconds, now)
+            return await self._dialect.try_set_linked_pod(conn, link, pod_id, expires_at, now)
+
+        return await self._run("try_set_linked_pod", body, write=True)
+
+    async def set_linked_pod_if_absent(
+        self, namespace: str, uid: str, service_name: str, pod_id: int, persist_seconds: int
+    ) -> int:
+        """Keep (refreshing a temporary link) or create the link; return its pod."""
+        link = self._link(namespace, uid, service_name)
+
+        async def body(conn: AsyncConnection, now: int) -> int:
+            expires_at = self._expiry(persist_seconds, now)
+            return await self._dialect.set_linked_pod_if_absent(
+                conn, link, pod_id, expires_at, now
+            )
+
+        return await self._run("set_linked_pod_if_absent", body, write=True)
+
+    async def get_linked_pod(self, namespace: str, uid: str, service_name: str) -> int | None:
+        """Return the live link's pod."""
+        key = link_key(namespace, uid, service_name)
+
+        async def body(conn: AsyncConnection, now: int) -> int | None:
+            return await self._dialect.get_linked_pod(conn, key, now)
+
+        return await self._run("get_linked_pod", body, write=False)
+
+    async def get_linked_pod_if_persist(
+        self, namespace: str, uid: str, service_name: str
+    ) -> int | None:
+        """Return the live link's pod if the link is permanent."""
+        key = link_key(namespace, uid, service_name)
+
+        async def body(conn: AsyncConnection, now: int) -> int | None:
+            return await self._dialect.get_linked_pod_if_persist(conn, key)
+
+        return await self._run("get_linked_pod_if_persist", body, write=False)
+
+    async def batch_get_linked_pod(
+        self, namespace: str, uids: list[str], service_name: str
+    ) -> dict[int, list[str]]:
+        """Group the uids that have a live link by pod, each list in input order."""
+        keys = [link_key(namespace, uid, service_name) for uid in uids]
+
+        async def body(conn: AsyncConnection, now: int) -> dict[bytes, int]:
+            return await self._dialect.batch_get_linked_pod(conn, keys, now)
+
+        found = await self._run(
+            "batch_get_linked_pod",
+            body,
+            write=False,
+            single=self._dialect.batch_single_statement(len(keys)),
+        )
+        grouped: dict[int, list[str]] = {}
+        for key, uid in zip(keys, uids, strict=True):
+            pod = found.get(key)
+            if pod is not None:
+                grouped.setdefault(pod, []).append(uid)
+        return grouped
+
+    async def remove_linked_pod(
+        self, namespace: str, uid: str, service_name: str, persist_seconds: int
+    ) -> bool:
+        """Remove the live link, or keep it N seconds as temporary (one statement)."""
+        return await self._remove(namespace, uid, service_name, persist_seconds, None)
+
+    async def remove_linked_pod_with_id(
+        self, namespace: str, uid: str, service_name: str, persist_seconds: int, pod_id: int
+    ) -> bool:
+        """As `remove_linked_pod`, only if the live link points at ``pod_id``."""
+        return await self._remove(namespace, uid, service_name, persist_seconds, pod_id)
+
+    async def _remove(
+        self, namespace: str, uid: str, service_name: str, persist_seconds: int, pod: int | None
+    ) -> bool:
+        key = link_key(namespace, uid, service_name)
+
+        async def body(conn: AsyncConnection, now: int) -> bool:
+            keep_until = now + persist_seconds * 1000 if persist_seconds > 0 else None
+            return await self._dialect.remove_linked_pod(conn, key, keep_until, pod, now)
+
+        return await self._run("remove_linked_pod", body, write=True)
+
+    async def get_link_service(self, namespace: str, uid: str) -> dict[str, int]:
+        """Return the uid's permanent links, service → pod (one SELECT)."""
+        owner = owner_key(namespace, uid)
+
+        async def body(conn: AsyncConnection, now: int) -> dict[str, int]:
+            return await self._dialect.get_link_service(conn, owner)
+
+        return await self._run("get_link_service", body, write=False)
+
+    # -- purging and lifecycle ------------------------------------------------------------
+
+    async def purge_expired(self) -> int:
+        """Delete the links that have expired; return how many.
+
+        Works in batches of ``purge_batch_size`` rows, one transaction each,
+        so no lock is held for long; stops at the first batch that is not full.
+        """
+        total = 0
+        batch = self._dialect.purge_batch_size
+
+        async def body(conn: AsyncConnection, now: int) -> int:
+            return await self._dialect.purge_batch(conn, now)
+
+        while True:
+            deleted = await self._run("purge", body, write=True)
+            total += deleted
+            if deleted < batch:
+                return total
+
+    async def _purge_periodically(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                deleted = await self.purge_expired()
+            except Exception:
+                logger.warning("stateful: background purge of expired links failed", exc_info=True)
+            else:
+                logger.debug("stateful: purged %d expired links", deleted)
+
+    async def aclose(self) -> None:
+        """Stop the purge task; dispose the engine if this backend created it."""
+        if self._closed:
+            return
+        self._closed = True
+        task, self._purge_task = self._purge_task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        if self._dispose_engine:
+            await self._engine.dispose()
+
+
+def from_url(url: str, *, clock: Clock | None = None, **options: Any) -> SQLBackend:
+    """Build a `SQLBackend` (owning its engine) from a SQLAlchemy URL.
+
+    Options: ``table_prefix``, ``purge_interval``, ``purge_batch_size``,
+    ``max_attempts``; any other keyword goes to
+    `sqlalchemy.ext.asyncio.create_async_engine` (``pool_size``, ``echo``,
+    ``connect_args``...).
+    """
+    from .engines import create_engine
+
+    backend_options = {
+        name: options.pop(name)
+        for name in ("table_prefix", "purge_interval", "purge_batch_size", "max_attempts")
+        if name in options
+    }
+    engine = create_engine(url, **options)
+    return SQLBackend(engine, clock=clock, dispose_engine=True, **backend_options)

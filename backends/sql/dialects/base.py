@@ -1,0 +1,376 @@
+"""What every SQL dialect shares: prebuilt statements and the operations over them.
+
+A `Dialect` turns one backend operation into as few statements as its
+database allows, given an open connection; `SQLBackend` owns transactions,
+retries and keys. Statements are SQLAlchemy Core constructs built once per
+backend with named bind parameters, so SQLAlchemy compiles each once per
+dialect and then serves it from its statement cache.
+
+The link statements rely on one SQL idiom: in ``INSERT ... ON CONFLICT DO
+UPDATE`` (PostgreSQL, SQLite) and ``INSERT ... ON DUPLICATE KEY UPDATE``
+(MariaDB, MySQL), the ``SET`` expressions see the existing row, which the
+database has locked. `try_set_assignments` and `if_absent_assignments` encode
+the decision of an operation in those expressions, so the upsert is the whole
+operation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, ClassVar, NamedTuple
+
+from sqlalchemy import (
+    BigInteger,
+    BindParameter,
+    ColumnElement,
+    Delete,
+    Insert,
+    Integer,
+    LargeBinary,
+    Select,
+    Update,
+    and_,
+    bindparam,
+    case,
+    delete,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ..engines import uses_single_connection
+from ..errors import RetryTransaction
+from ..schema import Tables
+
+# Rows per IN (...) list where a dialect cannot bind an array: below SQLite's
+# 32,766 variables and small enough for MariaDB's packet limit.
+IN_CHUNK = 500
+
+
+class LinkId(NamedTuple):
+    """A link's identifiers and the keys derived from them."""
+
+    key: bytes
+    owner: bytes
+    namespace: str
+    uid: str
+    service: str
+
+
+def is_live(expires_at: int | None, now: int) -> bool:
+    """Apply the contract's liveness rule: permanent, or not yet expired."""
+    return expires_at is None or now < expires_at
+
+
+def chunks(items: Sequence[bytes], size: int = IN_CHUNK) -> list[Sequence[bytes]]:
+    """Split ``items`` into slices of at most ``size``."""
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+class Dialect:
+    """Statements and operations for one database family; subclasses specialise.
+
+    The defaults here are portable: they work on every supported database as
+    long as the transaction they run in serialises writers to one row (row
+    locks on PostgreSQL and MariaDB, ``BEGIN IMMEDIATE`` on SQLite).
+    """
+
+    #: Operations that are exactly one statement on this dialect; the backend
+    #: may run them outside an explicit transaction where that saves round trips.
+    single_statement: ClassVar[frozenset[str]] = frozenset(
+        {
+            "set_service_state",
+            "get_service_state",
+            "set_workload_state",
+            "get_linked_pod",
+            "get_linked_pod_if_persist",
+            "remove_linked_pod",
+            "get_link_service",
+            "purge",
+        }
+    )
+
+    def __init__(self, engine: AsyncEngine, tables: Tables, *, purge_batch_size: int) -> None:
+        """Build the statements for ``tables``; ``engine`` is used for transactions."""
+        self.engine = engine
+        self.tables = tables
+        self.turn = asyncio.Lock() if uses_single_connection(engine) else None
+        self.purge_batch_size = purge_batch_size
+        links = tables.links
+        c = links.c
+        self.now = bindparam("now", type_=BigInteger)
+        self.pod = bindparam("b_pod", type_=Integer)
+        self.expires_at = bindparam("b_expires_at", type_=BigInteger)
+        self.live: ColumnElement[bool] = or_(c.expires_at.is_(None), c.expires_at > self.now)
+        key = c.link_key == bindparam("b_link_key", type_=LargeBinary)
+
+        self.select_link_locked: Select[Any] = (
+            select(c.pod, c.expires_at).where(key).with_for_update()
+        )
+        self.select_live_pod: Select[Any] = select(c.pod).where(key, self.live)
+        self.select_permanent_pod: Select[Any] = select(c.pod).where(key, c.expires_at.is_(None))
+        self.select_permanent_links: Select[Any] = select(c.service, c.pod).where(
+            c.owner_key == bindparam("b_owner_key", type_=LargeBinary), c.expires_at.is_(None)
+        )
+        #: VALUES of a new link row, shared by the plain insert and the upserts.
+        self.link_values: dict[str, Any] = {
+            "link_key": bindparam("b_link_key"),
+            "owner_key": bindparam("b_owner_key"),
+            "namespace": bindparam("b_namespace"),
+            "uid": bindparam("b_uid"),
+            "service": bindparam("b_service"),
+            "pod": self.pod,
+            "expires_at": self.expires_at,
+        }
+        self.insert_link: Insert = insert(links).values(**self.link_values)
+        self.update_link: Update = update(links).where(key).values(
+            pod=self.pod, expires_at=self.expires_at
+        )
+        # Removal: one statement each, the live check in the WHERE clause, so the
+        # database re-checks it on the row version it locks.
+        with_pod = c.pod == self.pod
+        self.delete_live: Delete = delete(links).where(key, self.live)
+        self.delete_live_with_pod: Delete = delete(links).where(key, self.live, with_pod)
+        self.keep_live: Update = update(links).where(key, self.live).values(
+            expires_at=self.expires_at
+        )
+        self.keep_live_with_pod: Update = (
+            update(links).where(key, self.live, with_pod).values(expires_at=self.expires_at)
+        )
+
+        pods = tables.pod_states
+        self.select_pod_states: Select[Any] = select(pods.c.pod, pods.c.state).where(
+            pods.c.service_key == bindparam("b_service_key", type_=LargeBinary)
+        )
+        self.state_row: dict[str, BindParameter[Any]] = {
+            "service_key": bindparam("b_service_key"),
+            "namespace": bindparam("b_namespace"),
+            "service": bindparam("b_service"),
+            "state": bindparam("b_state"),
+        }
+
+    # -- the SET clauses that make an upsert the whole operation -----------------------
+
+    def try_set_assignments(self) -> list[tuple[str, ColumnElement[Any]]]:
+        """SET clause of `try_set_linked_pod`: keep a live permanent link to another pod.
+
+        Listed pod first: MariaDB applies assignments left to right, each seeing
+        the ones before; the ``expires_at`` condition is right either way (after
+        the first assignment, ``pod <> :pod`` still holds exactly when blocked).
+        """
+        c = self.tables.links.c
+        blocked = and_(c.expires_at.is_(None), c.pod != self.pod)
+        return [
+            ("pod", case((blocked, c.pod), else_=self.pod)),
+            ("expires_at", case((blocked, c.expires_at), else_=self.expires_at)),
+        ]
+
+    def if_absent_assignments(self) -> list[tuple[str, ColumnElement[Any]]]:
+        """SET clause of `set_linked_pod_if_absent`: keep a live pod, refresh a temporary link.
+
+        A permanent link is always live and stays permanent; an expired one is
+        replaced. The ``expires_at`` expression does not read ``pod``, so the
+        order of evaluation does not matter.
+        """
+        c = self.tables.links.c
+        return [
+            ("pod", case((self.live, c.pod), else_=self.pod)),
+            ("expires_at", case((c.expires_at.is_(None), c.expires_at), else_=self.expires_at)),
+        ]
+
+    # -- transactions ----------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def transaction(self, *, write: bool, single: bool) -> AsyncIterator[AsyncConnection]:
+        """Yield a connection inside one transaction; commit when the block succeeds.
+
+        ``write`` tells whether the block writes; ``single`` that it issues one
+        statement. Leaving the block with an exception closes the connection,
+        which rolls the transaction back. On an engine whose checkouts share
+        one connection (SQLite ``:memory:``), transactions take turns.
+        """
+        if self.turn is None:
+            async with self.open(write=write, single=single) as conn:
+                yield conn
+        else:
+            async with self.turn, self.open(write=write, single=single) as conn:
+                yield conn
+
+    @asynccontextmanager
+    async def open(self, *, write: bool, single: bool) -> AsyncIterator[AsyncConnection]:
+        """Start a transaction as this dialect needs it (see `transaction`)."""
+        async with self.engine.connect() as conn:
+            yield conn
+            await conn.commit()
+
+    # -- pod and workload states -------------------------------------------------------------
+
+    async def set_service_state(self, conn: AsyncConnection, row: dict[str, Any]) -> None:
+        """Upsert one pod state; ``row`` has service_key, pod, namespace, service, state."""
+        raise NotImplementedError
+
+    async def get_service_state(self, conn: AsyncConnection, service_key: bytes) -> dict[int, str]:
+        """Return pod → state of a service."""
+        result = await conn.execute(self.select_pod_states, {"b_service_key": service_key})
+        return {pod: state for pod, state in result.tuples()}
+
+    async def set_workload_state(self, conn: AsyncConnection, row: dict[str, Any]) -> None:
+        """Upsert one workload state; ``row`` has service_key, namespace, service, state."""
+        raise NotImplementedError
+
+    async def get_workload_state(
+        self, conn: AsyncConnection, service_keys: Sequence[bytes]
+    ) -> dict[bytes, str]:
+        """Return service key → workload state for the keys that have one."""
+        w = self.tables.workload_states
+        found: dict[bytes, str] = {}
+        for part in chunks(service_keys):
+            stmt = select(w.c.service_key, w.c.state).where(w.c.service_key.in_(part))
+            found.update((await conn.execute(stmt)).tuples().all())
+        return found
+
+    def workload_single_statement(self, count: int) -> bool:
+        """Tell whether reading ``count`` workload states takes one statement."""
+        return count <= IN_CHUNK
+
+    # -- links ---------------------------------------------------------------------------------
+
+    def link_params(self, link: LinkId, pod: int, expires_at: int | None) -> dict[str, Any]:
+        """Bind parameters naming ``link`` and its new pod and expiry."""
+        return {
+            "b_link_key": link.key,
+            "b_owner_key": link.owner,
+            "b_namespace": link.namespace,
+            "b_uid": link.uid,
+            "b_service": link.service,
+            "b_pod": pod,
+            "b_expires_at": expires_at,
+        }
+
+    async def set_linked_pod(
+        self, conn: AsyncConnection, link: LinkId, pod: int, expires_at: int | None, now: int
+    ) -> int | None:
+        """Lock the row, remember its live pod, overwrite it (or insert it)."""
+        row = (await conn.execute(self.select_link_locked, {"b_link_key": link.key})).first()
+        params = self.link_params(link, pod, expires_at)
+        if row is None:
+            await self.insert_absent(conn, params)
+            return None
+        await conn.execute(self.update_link, params)
+        previous: int = row.pod
+        return previous if is_live(row.expires_at, now) else None
+
+    async def insert_absent(self, conn: AsyncConnection, params: dict[str, Any]) -> None:
+        """Insert a row the transaction found absent.
+
+        If a concurrent transaction inserted it meanwhile, the duplicate key
+        error is retryable (`errors.is_retryable`): the retry finds the row.
+        """
+        await conn.execute(self.insert_link, params)
+
+    async def try_set_linked_pod(
+        self, conn: AsyncConnection, link: LinkId, pod: int, expires_at: int | None, now: int
+    ) -> tuple[bool, int]:
+        """One upsert deciding in SQL; the resulting pod tells whether it linked."""
+        linked = await self.upsert_link(conn, self.try_set_statement, link, pod, expires_at, now)
+        return linked == pod, linked
+
+    async def set_linked_pod_if_absent(
+        self, conn: AsyncConnection, link: LinkId, pod: int, expires_at: int | None, now: int
+    ) -> int:
+        """One upsert deciding in SQL; return the pod now linked."""
+        return await self.upsert_link(conn, self.if_absent_statement, link, pod, expires_at, now)
+
+    @property
+    def try_set_statement(self) -> Insert:
+        """The upsert of `try_set_linked_pod` (built by the subclass)."""
+        raise NotImplementedError
+
+    @property
+    def if_absent_statement(self) -> Insert:
+        """The upsert of `set_linked_pod_if_absent` (built by the subclass)."""
+        raise NotImplementedError
+
+    async def upsert_link(
+        self,
+        conn: AsyncConnection,
+        statement: Insert,
+        link: LinkId,
+        pod: int,
+        expires_at: int | None,
+        now: int,
+    ) -> int:
+        """Run an upsert of the link and return the pod stored afterwards."""
+        params = self.link_params(link, pod, expires_at)
+        params["now"] = now
+        stored = (await conn.execute(statement, params)).scalar_one_or_none()
+        if stored is None:  # pragma: no cover - an upsert always leaves the row
+            raise RetryTransaction("the upsert left no row")
+        return int(stored)
+
+    async def get_linked_pod(self, conn: AsyncConnection, key: bytes, now: int) -> int | None:
+        """Return the live link's pod."""
+        params = {"b_link_key": key, "now": now}
+        pod: int | None = (await conn.execute(self.select_live_pod, params)).scalar_one_or_none()
+        return pod
+
+    async def get_linked_pod_if_persist(self, conn: AsyncConnection, key: bytes) -> int | None:
+        """Return the pod of a permanent link (always live)."""
+        params = {"b_link_key": key}
+        pod: int | None = (
+            await conn.execute(self.select_permanent_pod, params)
+        ).scalar_one_or_none()
+        return pod
+
+    async def batch_get_linked_pod(
+        self, conn: AsyncConnection, keys: Sequence[bytes], now: int
+    ) -> dict[bytes, int]:
+        """Return link key → pod for the live links among ``keys``."""
+        c = self.tables.links.c
+        found: dict[bytes, int] = {}
+        for part in chunks(keys):
+            stmt = select(c.link_key, c.pod).where(c.link_key.in_(part), self.live)
+            found.update((await conn.execute(stmt, {"now": now})).tuples().all())
+        return found
+
+    def batch_single_statement(self, count: int) -> bool:
+        """Tell whether reading ``count`` links takes one statement."""
+        return count <= IN_CHUNK
+
+    async def remove_linked_pod(
+        self,
+        conn: AsyncConnection,
+        key: bytes,
+        keep_until: int | None,
+        pod: int | None,
+        now: int,
+    ) -> bool:
+        """Delete the live link, or keep it until ``keep_until``; only if its pod is ``pod``.
+
+        Returns whether a live (matching) link was there.
+        """
+        params: dict[str, Any] = {"b_link_key": key, "now": now}
+        if pod is not None:
+            params["b_pod"] = pod
+        if keep_until is None:
+            stmt: Delete | Update = self.delete_live if pod is None else self.delete_live_with_pod
+        else:
+            params["b_expires_at"] = keep_until
+            stmt = self.keep_live if pod is None else self.keep_live_with_pod
+        result = await conn.execute(stmt, params)
+        return bool(result.rowcount)
+
+    async def get_link_service(self, conn: AsyncConnection, owner: bytes) -> dict[str, int]:
+        """Return service → pod of a uid's permanent links."""
+        result = await conn.execute(self.select_permanent_links, {"b_owner_key": owner})
+        return {service: pod for service, pod in result.tuples()}
+
+    # -- purging -----------------------------------------------------------------------------------
+
+    async def purge_batch(self, conn: AsyncConnection, now: int) -> int:
+        """Delete at most ``purge_batch_size`` expired links; return how many."""
+        raise NotImplementedError

@@ -1,0 +1,121 @@
+"""MariaDB and MySQL: ``INSERT ... ON DUPLICATE KEY UPDATE`` and row locks.
+
+* The state setters are one ``INSERT ... ON DUPLICATE KEY UPDATE``.
+* `try_set_linked_pod` and `set_linked_pod_if_absent` are the same upsert
+  as on PostgreSQL, decided in its ``UPDATE`` clause (which locks the row),
+  followed by ``SELECT pod ... FOR UPDATE`` of the row this transaction now
+  holds, because MariaDB's upsert cannot return it.
+* `set_linked_pod` locks the row with ``SELECT ... FOR UPDATE`` and writes;
+  if the row was absent and a concurrent transaction inserts it first, the
+  duplicate key error (1062) makes the backend retry.
+* Removals are one ``UPDATE``/``DELETE`` (locking reads of the latest row).
+* Deadlocks (1213) and lock wait timeouts (1205) are retried, boundedly.
+
+Engines built by `from_url` run at READ COMMITTED, so a locking read of an
+absent row takes no gap lock: under REPEATABLE READ two transactions that
+insert different keys into the same gap can deadlock (they would be retried,
+just slower). A batch read that needs several statements asks for
+REPEATABLE READ for its own transaction, so all of them read one snapshot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import BindParameter, Insert, bindparam, delete
+from sqlalchemy.dialects.mysql import insert as mysql_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ..schema import Tables
+from .base import IN_CHUNK, Dialect, LinkId
+
+_SNAPSHOT = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"
+
+
+class MySQLDialect(Dialect):
+    """MariaDB 10.5+ and MySQL 8 through asyncmy or aiomysql."""
+
+    def __init__(self, engine: AsyncEngine, tables: Tables, *, purge_batch_size: int) -> None:
+        """Build the MariaDB/MySQL statements on top of the portable ones."""
+        super().__init__(engine, tables, purge_batch_size=purge_batch_size)
+        links = tables.links
+        self._try_set = self._link_upsert(self.try_set_assignments())
+        self._if_absent = self._link_upsert(self.if_absent_assignments())
+        pods, workloads = tables.pod_states, tables.workload_states
+        state: BindParameter[str] = bindparam("b_state")
+        self.upsert_pod_state = (
+            mysql_insert(pods)
+            .values(pod=bindparam("b_pod"), **self.state_row)
+            .on_duplicate_key_update(state=state)
+        )
+        self.upsert_workload_state = (
+            mysql_insert(workloads).values(**self.state_row).on_duplicate_key_update(state=state)
+        )
+        self.purge = (
+            delete(links)
+            .where(links.c.expires_at <= self.now)
+            .with_dialect_options(mysql_limit=purge_batch_size)
+        )
+
+    def _link_upsert(self, assignments: list[tuple[str, Any]]) -> Insert:
+        # A list keeps the order of the assignments, which MariaDB applies in turn.
+        return (
+            mysql_insert(self.tables.links)
+            .values(**self.link_values)
+            .on_duplicate_key_update(assignments)
+        )
+
+    @property
+    def try_set_statement(self) -> Insert:
+        """``INSERT ... ON DUPLICATE KEY UPDATE`` for `try_set_linked_pod`."""
+        return self._try_set
+
+    @property
+    def if_absent_statement(self) -> Insert:
+        """``INSERT ... ON DUPLICATE KEY UPDATE`` for the if-absent op."""
+        return self._if_absent
+
+    async def upsert_link(
+        self,
+        conn: AsyncConnection,
+        statement: Insert,
+        link: LinkId,
+        pod: int,
+        expires_at: int | None,
+        now: int,
+    ) -> int:
+        """Upsert, then read back the row the upsert locked."""
+        params = self.link_params(link, pod, expires_at)
+        params["now"] = now
+        await conn.execute(statement, params)
+        row = await conn.execute(self.select_link_locked, {"b_link_key": link.key})
+        return int(row.scalar_one())
+
+    async def set_service_state(self, conn: AsyncConnection, row: dict[str, Any]) -> None:
+        """``INSERT ... ON DUPLICATE KEY UPDATE state = :state``."""
+        await conn.execute(self.upsert_pod_state, row)
+
+    async def set_workload_state(self, conn: AsyncConnection, row: dict[str, Any]) -> None:
+        """``INSERT ... ON DUPLICATE KEY UPDATE state = :state``."""
+        await conn.execute(self.upsert_workload_state, row)
+
+    async def get_workload_state(
+        self, conn: AsyncConnection, service_keys: Sequence[bytes]
+    ) -> dict[bytes, str]:
+        """``SELECT ... WHERE service_key IN (...)``, in one snapshot if chunked."""
+        if len(service_keys) > IN_CHUNK:
+            await conn.exec_driver_sql(_SNAPSHOT)
+        return await super().get_workload_state(conn, service_keys)
+
+    async def batch_get_linked_pod(
+        self, conn: AsyncConnection, keys: Sequence[bytes], now: int
+    ) -> dict[bytes, int]:
+        """``SELECT ... WHERE link_key IN (...) AND live``, in one snapshot if chunked."""
+        if len(keys) > IN_CHUNK:
+            await conn.exec_driver_sql(_SNAPSHOT)
+        return await super().batch_get_linked_pod(conn, keys, now)
+
+    async def purge_batch(self, conn: AsyncConnection, now: int) -> int:
+        """``DELETE ... WHERE expires_at <= :now LIMIT n``."""
+        return int((await conn.execute(self.purge, {"now": now})).rowcount)

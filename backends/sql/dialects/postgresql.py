@@ -1,0 +1,160 @@
+"""PostgreSQL: single statements in autocommit where one suffices, row locks otherwise.
+
+* Upserts (``INSERT ... ON CONFLICT DO UPDATE ... RETURNING``) make
+  `try_set_linked_pod`, `set_linked_pod_if_absent` and the state setters one
+  statement each. ``ON CONFLICT`` locks the existing row and evaluates the
+  ``SET`` clause on its latest version, so the decision is atomic even under
+  READ COMMITTED.
+* Removals are one ``UPDATE``/``DELETE`` whose ``WHERE`` re-checks liveness
+  on the latest row version (PostgreSQL re-evaluates it after waiting for a
+  concurrent writer).
+* Batch reads bind one array: ``link_key = ANY($1)``, one statement whatever
+  the number of uids.
+* `set_linked_pod` must report the previous pod, which ``RETURNING`` cannot
+  show before PostgreSQL 18, so it locks the row (``SELECT ... FOR UPDATE``)
+  and then writes: a two-statement transaction. If the row was absent and a
+  concurrent transaction inserts it first, ``ON CONFLICT DO NOTHING`` inserts
+  nothing and the transaction is retried.
+
+Single statements run on an ``AUTOCOMMIT`` connection: the statement is its
+own transaction, which saves the ``BEGIN`` and ``COMMIT`` round trips.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, ClassVar
+
+from sqlalchemy import Insert, LargeBinary, any_, bindparam, delete, select
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ..errors import RetryTransaction
+from ..schema import Tables
+from .base import Dialect
+
+
+class PostgreSQLDialect(Dialect):
+    """PostgreSQL 12+ through asyncpg (or another SQLAlchemy async driver)."""
+
+    single_statement: ClassVar[frozenset[str]] = Dialect.single_statement | {
+        "try_set_linked_pod",
+        "set_linked_pod_if_absent",
+        "get_workload_state",
+        "batch_get_linked_pod",
+    }
+
+    def __init__(self, engine: AsyncEngine, tables: Tables, *, purge_batch_size: int) -> None:
+        """Build the PostgreSQL statements on top of the portable ones."""
+        super().__init__(engine, tables, purge_batch_size=purge_batch_size)
+        self.autocommit_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        links = tables.links
+        c = links.c
+        self._try_set = self._link_upsert(self.try_set_assignments())
+        self._if_absent = self._link_upsert(self.if_absent_assignments())
+        self.insert_link_if_absent = (
+            pg_insert(links)
+            .values(**self.link_values)
+            .on_conflict_do_nothing(index_elements=[c.link_key])
+            .returning(c.pod)
+        )
+        keys = bindparam("keys", type_=ARRAY(LargeBinary))
+        self.select_live_batch = select(c.link_key, c.pod).where(
+            c.link_key == any_(keys), self.live
+        )
+        pods, workloads = tables.pod_states, tables.workload_states
+        self.select_workloads = select(workloads.c.service_key, workloads.c.state).where(
+            workloads.c.service_key == any_(keys)
+        )
+        pod_insert = pg_insert(pods).values(pod=bindparam("b_pod"), **self.state_row)
+        self.upsert_pod_state = pod_insert.on_conflict_do_update(
+            index_elements=[pods.c.service_key, pods.c.pod],
+            set_={"state": pod_insert.excluded.state},
+        )
+        workload_insert = pg_insert(workloads).values(**self.state_row)
+        self.upsert_workload_state = workload_insert.on_conflict_do_update(
+            index_elements=[workloads.c.service_key],
+            set_={"state": workload_insert.excluded.state},
+        )
+        # SKIP LOCKED: never wait for rows an operation is changing; the outer
+        # condition is re-checked on the row version deleted.
+        expired = (
+            select(c.link_key)
+            .where(c.expires_at <= self.now)
+            .limit(purge_batch_size)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        self.purge = delete(links).where(c.link_key.in_(expired), c.expires_at <= self.now)
+
+    def _link_upsert(self, assignments: list[tuple[str, Any]]) -> Insert:
+        links = self.tables.links
+        return (
+            pg_insert(links)
+            .values(**self.link_values)
+            .on_conflict_do_update(index_elements=[links.c.link_key], set_=dict(assignments))
+            .returning(links.c.pod)
+        )
+
+    @property
+    def try_set_statement(self) -> Insert:
+        """``INSERT ... ON CONFLICT DO UPDATE ... RETURNING pod`` for `try_set_linked_pod`."""
+        return self._try_set
+
+    @property
+    def if_absent_statement(self) -> Insert:
+        """``INSERT ... ON CONFLICT DO UPDATE ... RETURNING pod`` for the if-absent op."""
+        return self._if_absent
+
+    @asynccontextmanager
+    async def open(self, *, write: bool, single: bool) -> AsyncIterator[AsyncConnection]:
+        """Autocommit for a single statement; else a transaction committed on success."""
+        if single:
+            async with self.autocommit_engine.connect() as conn:
+                yield conn
+            return
+        async with self.engine.connect() as conn:
+            yield conn
+            await conn.commit()
+
+    async def insert_absent(self, conn: AsyncConnection, params: dict[str, Any]) -> None:
+        """``INSERT ... ON CONFLICT DO NOTHING``; a conflict means retry the transaction."""
+        inserted = (await conn.execute(self.insert_link_if_absent, params)).first()
+        if inserted is None:
+            raise RetryTransaction("a concurrent transaction created the link first")
+
+    async def set_service_state(self, conn: AsyncConnection, row: dict[str, Any]) -> None:
+        """``INSERT ... ON CONFLICT (service_key, pod) DO UPDATE SET state``."""
+        await conn.execute(self.upsert_pod_state, row)
+
+    async def set_workload_state(self, conn: AsyncConnection, row: dict[str, Any]) -> None:
+        """``INSERT ... ON CONFLICT (service_key) DO UPDATE SET state``."""
+        await conn.execute(self.upsert_workload_state, row)
+
+    async def get_workload_state(
+        self, conn: AsyncConnection, service_keys: Sequence[bytes]
+    ) -> dict[bytes, str]:
+        """``SELECT ... WHERE service_key = ANY($1)``."""
+        result = await conn.execute(self.select_workloads, {"keys": list(service_keys)})
+        return dict(result.tuples().all())
+
+    def workload_single_statement(self, count: int) -> bool:
+        """Say yes: the keys travel as one array, in one statement."""
+        return True
+
+    async def batch_get_linked_pod(
+        self, conn: AsyncConnection, keys: Sequence[bytes], now: int
+    ) -> dict[bytes, int]:
+        """``SELECT ... WHERE link_key = ANY($1) AND live``."""
+        result = await conn.execute(self.select_live_batch, {"keys": list(keys), "now": now})
+        return dict(result.tuples().all())
+
+    def batch_single_statement(self, count: int) -> bool:
+        """Say yes: the keys travel as one array, in one statement."""
+        return True
+
+    async def purge_batch(self, conn: AsyncConnection, now: int) -> int:
+        """Delete up to a batch of expired rows, skipping rows locked by operations."""
+        return int((await conn.execute(self.purge, {"now": now})).rowcount)

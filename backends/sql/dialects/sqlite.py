@@ -1,0 +1,100 @@
+"""SQLite: one writer at a time, taken at ``BEGIN IMMEDIATE``.
+
+SQLite locks the whole database for writing. A transaction that starts
+with a plain (deferred) ``BEGIN``, reads, and then writes may find the lock
+taken and fail at once with "database is locked", because waiting could
+deadlock. Starting every write transaction with ``BEGIN IMMEDIATE`` takes the
+write lock first, where the busy timeout applies, so writers queue instead of
+failing. Reads use a deferred ``BEGIN``: under WAL they never block and see
+one snapshot.
+
+The statements are issued here rather than from a ``begin`` event hook so
+that they also work on an engine the application built and configured
+itself, whatever transaction mode its driver is in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, ClassVar
+
+from sqlalchemy import Insert, bindparam, delete, select
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ..schema import Tables
+from .base import Dialect
+
+
+class SQLiteDialect(Dialect):
+    """SQLite 3.35+ (``RETURNING``), through aiosqlite."""
+
+    single_statement: ClassVar[frozenset[str]] = Dialect.single_statement | {
+        "try_set_linked_pod",
+        "set_linked_pod_if_absent",
+    }
+
+    def __init__(self, engine: AsyncEngine, tables: Tables, *, purge_batch_size: int) -> None:
+        """Build the SQLite upserts on top of the portable statements."""
+        super().__init__(engine, tables, purge_batch_size=purge_batch_size)
+        links = tables.links
+        self._try_set = self._link_upsert(self.try_set_assignments())
+        self._if_absent = self._link_upsert(self.if_absent_assignments())
+        pods, workloads = tables.pod_states, tables.workload_states
+        pod_insert = sqlite_insert(pods).values(pod=bindparam("b_pod"), **self.state_row)
+        self.upsert_pod_state = pod_insert.on_conflict_do_update(
+            index_elements=[pods.c.service_key, pods.c.pod],
+            set_={"state": pod_insert.excluded.state},
+        )
+        workload_insert = sqlite_insert(workloads).values(**self.state_row)
+        self.upsert_workload_state = workload_insert.on_conflict_do_update(
+            index_elements=[workloads.c.service_key],
+            set_={"state": workload_insert.excluded.state},
+        )
+        expired = (
+            select(links.c.link_key)
+            .where(links.c.expires_at <= self.now)
+            .limit(purge_batch_size)
+            .scalar_subquery()
+        )
+        self.purge = delete(links).where(links.c.link_key.in_(expired))
+
+    def _link_upsert(self, assignments: list[tuple[str, Any]]) -> Insert:
+        links = self.tables.links
+        return (
+            sqlite_insert(links)
+            .values(**self.link_values)
+            .on_conflict_do_update(index_elements=[links.c.link_key], set_=dict(assignments))
+            .returning(links.c.pod)
+        )
+
+    @property
+    def try_set_statement(self) -> Insert:
+        """``INSERT ... ON CONFLICT DO UPDATE ... RETURNING pod`` for `try_set_linked_pod`."""
+        return self._try_set
+
+    @property
+    def if_absent_statement(self) -> Insert:
+        """``INSERT ... ON CONFLICT DO UPDATE ... RETURNING pod`` for the if-absent op."""
+        return self._if_absent
+
+    @asynccontextmanager
+    async def open(self, *, write: bool, single: bool) -> AsyncIterator[AsyncConnection]:
+        """``BEGIN IMMEDIATE`` for writes, ``BEGIN`` for reads; COMMIT on success."""
+        async with self.engine.connect() as conn:
+            await conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+            yield conn
+            await conn.commit()
+
+    async def set_service_state(self, conn: AsyncConnection, row: dict[str, Any]) -> None:
+        """``INSERT ... ON CONFLICT (service_key, pod) DO UPDATE SET state``."""
+        await conn.execute(self.upsert_pod_state, row)
+
+    async def set_workload_state(self, conn: AsyncConnection, row: dict[str, Any]) -> None:
+        """``INSERT ... ON CONFLICT (service_key) DO UPDATE SET state``."""
+        await conn.execute(self.upsert_workload_state, row)
+
+    async def purge_batch(self, conn: AsyncConnection, now: int) -> int:
+        """``DELETE ... WHERE link_key IN (SELECT ... WHERE expires_at <= now LIMIT n)``."""
+        return int((await conn.execute(self.purge, {"now": now})).rowcount)
