@@ -216,7 +216,7 @@ class Dialect:
     async def get_service_state(self, conn: AsyncConnection, service_key: bytes) -> dict[int, str]:
         """Return pod → state of a service."""
         result = await conn.execute(self.select_pod_states, {"b_service_key": service_key})
-        return {pod: state for pod, state in result.tuples()}
+        return {pod: state for pod, state in result}
 
     async def set_workload_state(self, conn: AsyncConnection, row: dict[str, Any]) -> None:
         """Upsert one workload state; ``row`` has service_key, namespace, service, state."""
@@ -230,7 +230,7 @@ class Dialect:
         found: dict[bytes, str] = {}
         for part in chunks(service_keys):
             stmt = select(w.c.service_key, w.c.state).where(w.c.service_key.in_(part))
-            found.update((await conn.execute(stmt)).tuples().all())
+            found.update((await conn.execute(stmt)).all())
         return found
 
     def workload_single_statement(self, count: int) -> bool:
@@ -334,7 +334,7 @@ class Dialect:
         found: dict[bytes, int] = {}
         for part in chunks(keys):
             stmt = select(c.link_key, c.pod).where(c.link_key.in_(part), self.live)
-            found.update((await conn.execute(stmt, {"now": now})).tuples().all())
+            found.update((await conn.execute(stmt, {"now": now})).all())
         return found
 
     def batch_single_statement(self, count: int) -> bool:
@@ -367,7 +367,7 @@ class Dialect:
     async def get_link_service(self, conn: AsyncConnection, owner: bytes) -> dict[str, int]:
         """Return service → pod of a uid's permanent links."""
         result = await conn.execute(self.select_permanent_links, {"b_owner_key": owner})
-        return {service: pod for service, pod in result.tuples()}
+        return {service: pod for service, pod in result}
 
     # -- purging -----------------------------------------------------------------------------------
 

@@ -138,7 +138,7 @@ class PostgreSQLDialect(Dialect):
     ) -> dict[bytes, str]:
         """``SELECT ... WHERE service_key = ANY($1)``."""
         result = await conn.execute(self.select_workloads, {"keys": list(service_keys)})
-        return dict(result.tuples().all())
+        return dict(result.all())
 
     def workload_single_statement(self, count: int) -> bool:
         """Say yes: the keys travel as one array, in one statement."""
@@ -149,7 +149,7 @@ class PostgreSQLDialect(Dialect):
     ) -> dict[bytes, int]:
         """``SELECT ... WHERE link_key = ANY($1) AND live``."""
         result = await conn.execute(self.select_live_batch, {"keys": list(keys), "now": now})
-        return dict(result.tuples().all())
+        return dict(result.all())
 
     def batch_single_statement(self, count: int) -> bool:
         """Say yes: the keys travel as one array, in one statement."""

@@ -1,0 +1,1 @@
+"""Tests of the SQL backend on SQLite, PostgreSQL and MariaDB."""
