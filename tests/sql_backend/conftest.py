@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from stateful.backends.sql import migrate_url
+from tests.packaging.conftest import installed_wheel  # noqa: F401 - shared session fixture
 from tests.sql_backend import endpoints
 from tests.sql_backend.scratch import drop_tables
 from tests.sql_backend.servers import (
