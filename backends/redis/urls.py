@@ -16,10 +16,12 @@ Query options are cast as redis-py casts them (``socket_timeout=0.5``,
 (for a sentinel URL, ``sentinel_kwargs=`` configures the connections to the
 sentinels themselves). Ports default to 6379, and to 26379 for sentinels.
 
-Unless ``retry=`` is given, the client does not re-send a command after a
-lost connection or a timeout: the outcome of such a write is unknown, and the
-caller gets `stateful.BackendUnavailable` instead of an answer that a
-duplicated write could have made wrong.
+Retries (override with ``retry=``): a standalone or Sentinel client re-sends a
+command once, at once, on a new connection, when its connection turns out to
+be broken (a pooled connection to a server that restarted or failed over);
+it never re-sends after a timeout, where the server may still run the first
+copy. A cluster client keeps redis-py's policy, which it needs to follow
+failovers and resharding. Every script leaves the same state when run twice.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from redis.asyncio.connection import parse_url
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from stateful.errors import ValidationError
 
@@ -46,17 +49,16 @@ SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
 SCHEMES = STANDALONE_SCHEMES + CLUSTER_SCHEMES + SENTINEL_SCHEMES
 
 
-def no_retry() -> Retry:
-    """Return a redis-py retry policy that never re-sends a command."""
-    return Retry(NoBackoff(), 0)
+def reconnect_once() -> Retry:
+    """Return the retry policy of standalone clients: once, at once, on a broken connection."""
+    return Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
 
 
 def client_from_url(url: str, **options: Any) -> tuple[Client, Closer]:
     """Build the client for ``url``; return it and the coroutine function that closes it."""
     scheme = url.partition("://")[0].lower()
-    options.setdefault("retry", no_retry())
     if scheme in STANDALONE_SCHEMES:
-        client = Redis.from_url(url, **options)
+        client = Redis.from_url(url, **{"retry": reconnect_once(), **options})
         return client, client.aclose
     if scheme in CLUSTER_SCHEMES:
         cluster = _cluster_client(url, scheme, options)
@@ -95,7 +97,7 @@ def _sentinel_client(url: str, scheme: str, options: dict[str, Any]) -> tuple[Re
         kwargs.setdefault("db", int(path[1]))
     if scheme.startswith("rediss"):
         kwargs["ssl"] = True
-    kwargs.update(options)
+    kwargs.update({"retry": reconnect_once(), **options})
     sentinel_kwargs = kwargs.pop("sentinel_kwargs", None)
     # redis-py leaves Sentinel.__init__ unannotated.
     sentinel = Sentinel(  # type: ignore[no-untyped-call]
