@@ -99,6 +99,11 @@ def _sentinel_client(url: str, scheme: str, options: dict[str, Any]) -> tuple[Re
         kwargs["ssl"] = True
     kwargs.update({"retry": reconnect_once(), **options})
     sentinel_kwargs = kwargs.pop("sentinel_kwargs", None)
+    if sentinel_kwargs is None:
+        # As redis-py does (the socket options), plus our retry policy: redis-py's
+        # default would retry each sentinel with backoff for seconds.
+        sentinel_kwargs = {k: v for k, v in kwargs.items() if k.startswith("socket_")}
+        sentinel_kwargs["retry"] = reconnect_once()
     # redis-py leaves Sentinel.__init__ unannotated.
     sentinel = Sentinel(  # type: ignore[no-untyped-call]
         _addresses(url, hosts, 26379), sentinel_kwargs=sentinel_kwargs, **kwargs
