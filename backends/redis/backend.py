@@ -233,7 +233,7 @@ class RedisBackend(Backend):
         self, namespace: str, uids: list[str], service_name: str
     ) -> dict[int, list[str]]:
         """Group the uids that have a live link by pod, each list in input order."""
-        keys = [self._keys.link(namespace, uid, service_name) for uid in uids]
+        keys = self._keys.links(namespace, uids, service_name)
         batches = self._batches(keys)
         now = self._now()
         replies = await scripts.run_many(

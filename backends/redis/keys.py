@@ -64,6 +64,12 @@ class KeyLayout:
         """Key of the link of ``uid`` to a pod of ``service_name``."""
         return self._key(f"{encode(namespace)}:{encode(uid)}", f"link:{encode(service_name)}")
 
+    def links(self, namespace: str, uids: list[str], service_name: str) -> list[bytes]:
+        """Keys of the links of many uids to one service (as `link`, encoding the rest once)."""
+        head = f"{self.prefix}{{{encode(namespace)}:"
+        tail = f"}}:link:{encode(service_name)}"
+        return [f"{head}{encode(uid)}{tail}".encode() for uid in uids]
+
     def permanent_links(self, namespace: str, uid: str) -> bytes:
         """Key of the hash service → pod of ``uid``'s permanent links (same slot as its links)."""
         return self._key(f"{encode(namespace)}:{encode(uid)}", "perm")

@@ -47,6 +47,7 @@ def parse(key: bytes, prefix: str) -> tuple[str, ...]:
 def test_every_key_reads_back_to_its_tuple(prefix: str, ns: str, uid: str, svc: str) -> None:
     keys = KeyLayout(prefix)
     assert parse(keys.link(ns, uid, svc), prefix) == ("link", ns, uid, svc)
+    assert keys.links(ns, [uid, ns], svc) == [keys.link(ns, uid, svc), keys.link(ns, ns, svc)]
     assert parse(keys.permanent_links(ns, uid), prefix) == ("perm", ns, uid)
     assert parse(keys.pod_states(ns, svc), prefix) == ("pods", ns, svc)
     assert parse(keys.workload_states(ns), prefix) == ("workload", ns)
