@@ -279,8 +279,12 @@ def test_bad_arguments() -> None:
 
 
 async def test_cancelled_calls_leave_the_pool_clean(any_url: str) -> None:
-    """A call cancelled at any point must not leave a reply for the next caller to read."""
+    """A call cancelled at any point must not leave a reply for the next caller to read.
+
+    This is what lets the backend declare itself `cancel_safe` to the executor.
+    """
     backend = scratch_backend(any_url)
+    assert backend.cancel_safe
     uids = [f"u{i}" for i in range(1500)]
     try:
         await backend.set_linked_pod(NS, "anchor", SVC, 5, -1)
@@ -296,6 +300,18 @@ async def test_cancelled_calls_leave_the_pool_clean(any_url: str) -> None:
             assert await backend.get_linked_pod(NS, "anchor", SVC) == 5
             assert await backend.get_service_state(NS, SVC) == {0: "ready"}
             assert await backend.get_linked_pod(NS, f"w{steps}", SVC) in (None, 1)
+        # Through the executor, whose timeout cancels the (unshielded) call.
+        outcomes: list[object] = []
+        for i in range(40):
+            hasty = StatefulExecutor(backend, timeout=0.00005 * (1 + i % 8))
+            try:
+                outcomes.append(await hasty.set_linked_pod(NS, "t", SVC, i, -1))
+            except BackendUnavailable:
+                outcomes.append("timed out")
+        assert "timed out" in outcomes
+        pod = await backend.get_linked_pod(NS, "t", SVC)
+        assert await backend.get_link_service(NS, "t") == ({} if pod is None else {SVC: pod})
+        assert await backend.get_linked_pod(NS, "anchor", SVC) == 5
     finally:
         await backend.aclose()
 
