@@ -28,7 +28,7 @@ from stateful.errors import StatefulError, ValidationError
 from stateful.validation import PERMANENT
 
 from . import errors, migration
-from .dialects import LinkId, dialect_for
+from .dialects import Dialect, LinkId, dialect_for
 from .keys import link_key, owner_key, service_key
 from .schema import DEFAULT_TABLE_PREFIX, build_tables, check_table_prefix
 
@@ -100,6 +100,7 @@ class SQLBackend(Backend):
         self._schema_lock = asyncio.Lock()
         self._purge_task: asyncio.Task[None] | None = None
         self._closed = False
+        self._retries = 0
 
     def __repr__(self) -> str:
         url = self._engine.url.render_as_string(hide_password=True)
@@ -109,6 +110,16 @@ class SQLBackend(Backend):
     def engine(self) -> AsyncEngine:
         """The engine this backend runs on."""
         return self._engine
+
+    @property
+    def dialect(self) -> Dialect:
+        """The statements this backend issues (per database family)."""
+        return self._dialect
+
+    @property
+    def retries(self) -> int:
+        """How many transactions this backend has run again (deadlocks, conflicts...)."""
+        return self._retries
 
     @property
     def table_prefix(self) -> str:
@@ -146,6 +157,7 @@ class SQLBackend(Backend):
                 tries += 1
                 if tries >= self._max_attempts or not errors.is_retryable(exc):
                     raise
+                self._retries += 1
                 logger.debug("stateful: retrying a transaction after %r", exc)
             await asyncio.sleep(_backoff(tries - 1))
 

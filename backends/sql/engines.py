@@ -62,42 +62,60 @@ def uses_single_connection(engine: AsyncEngine) -> bool:
     return isinstance(engine.sync_engine.pool, StaticPool | SingletonThreadPool)
 
 
+def in_autocommit(engine: AsyncEngine) -> bool:
+    """Tell whether ``engine``'s connections run in AUTOCOMMIT.
+
+    The backend then frames its transactions with BEGIN/COMMIT statements itself.
+    """
+    level = engine.get_execution_options().get("isolation_level") or getattr(
+        engine.sync_engine.dialect, "_on_connect_isolation_level", None
+    )
+    return level == "AUTOCOMMIT"
+
+
 def create_engine(url: str | URL, **engine_options: Any) -> AsyncEngine:
     """Create the engine for ``url``; no connection is opened yet.
 
+    Connections run in AUTOCOMMIT and the backend frames its own transactions
+    (a lone statement needs no BEGIN/COMMIT round trips); nothing is rolled
+    back on return to the pool, since every transaction ends before that.
     SQLite: a 30 s busy timeout, write-ahead logging for files (readers never
-    wait for the writer) with ``synchronous=NORMAL``, and the driver's own
-    implicit ``BEGIN`` turned off (the backend issues its own).
-    MariaDB/MySQL: READ COMMITTED (see `dialects.mysql`).
+    wait for the writer) with ``synchronous=NORMAL``.
+    MariaDB/MySQL: sessions at READ COMMITTED (see `dialects.mysql`).
+    Keyword arguments go to `create_async_engine` and win over these defaults.
     """
     parsed = normalize_url(url)
     backend = parsed.get_backend_name()
-    options = dict(engine_options)
+    options: dict[str, Any] = {
+        "isolation_level": "AUTOCOMMIT",
+        "skip_autocommit_rollback": True,
+        "pool_reset_on_return": None,
+        **engine_options,
+    }
     if backend == "sqlite":
         connect_args = dict(options.pop("connect_args", None) or {})
         connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT)
         options["connect_args"] = connect_args
-    elif backend in ("mysql", "mariadb"):
-        options.setdefault("isolation_level", "READ COMMITTED")
     try:
         engine = create_async_engine(parsed, **options)
-    except (InvalidRequestError, ArgumentError) as exc:
+    except (InvalidRequestError, ArgumentError, TypeError) as exc:
         raise ValidationError("url", f"{parsed.drivername}: {exc}") from None
     if backend == "sqlite":
-        _configure_sqlite(engine, wal=not is_sqlite_memory(parsed))
+        _on_connect(engine, "PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL")
+    elif backend in ("mysql", "mariadb"):
+        _on_connect(engine, "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
     return engine
 
 
-def _configure_sqlite(engine: AsyncEngine, *, wal: bool) -> None:
+def _on_connect(engine: AsyncEngine, *statements: str) -> None:
+    memory = is_sqlite_memory(engine.url)
+
     @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
-        # No implicit BEGIN from the driver: every transaction starts with the
-        # BEGIN [IMMEDIATE] the backend sends (see dialects.sqlite).
-        dbapi_connection.isolation_level = None
+    def _set_up(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
         cursor = dbapi_connection.cursor()
         try:
-            if wal:
-                cursor.execute("PRAGMA journal_mode=WAL")
-                cursor.execute("PRAGMA synchronous=NORMAL")
+            for statement in statements:
+                if not (memory and "journal_mode" in statement):
+                    cursor.execute(statement)
         finally:
             cursor.close()

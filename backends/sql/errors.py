@@ -90,14 +90,13 @@ def is_retryable(error: BaseException) -> bool:
         return False
     if isinstance(error, RetryTransaction):
         return True
-    state = sqlstate(error)
-    if state is not None:
-        return state in PG_RETRY_STATES
-    code = mysql_code(error)
-    if code is not None:
-        return code in MYSQL_RETRY_CODES
-    code = sqlite_code(error)
-    return code is not None and code in SQLITE_RETRY_CODES
+    # MariaDB's exceptions carry a SQLSTATE too (40001 for a deadlock), so each
+    # test stands on its own.
+    return (
+        sqlstate(error) in PG_RETRY_STATES
+        or mysql_code(error) in MYSQL_RETRY_CODES
+        or sqlite_code(error) in SQLITE_RETRY_CODES
+    )
 
 
 def is_unavailable(error: BaseException) -> bool:
@@ -109,11 +108,11 @@ def is_unavailable(error: BaseException) -> bool:
             return True
         if isinstance(cause, OSError | ConnectionError | TimeoutError | EOFError):
             return True
-    state = sqlstate(error)
-    if state is not None and (state.startswith("08") or state in PG_UNAVAILABLE_STATES):
-        return True
     code = mysql_code(error)
-    return code is not None and code in MYSQL_UNAVAILABLE_CODES
+    if code is not None:
+        return code in MYSQL_UNAVAILABLE_CODES
+    state = sqlstate(error)
+    return state is not None and (state.startswith("08") or state in PG_UNAVAILABLE_STATES)
 
 
 class RetryTransaction(Exception):

@@ -62,9 +62,12 @@ async def _with_database(server_url: str) -> str:
                 if not found:
                     await conn.execute(text(f"CREATE DATABASE {DATABASE}"))
             else:
-                await conn.execute(
-                    text(f"CREATE DATABASE IF NOT EXISTS {DATABASE} CHARACTER SET utf8mb4")
+                found = await conn.scalar(
+                    text("SELECT 1 FROM information_schema.schemata WHERE schema_name = :name"),
+                    {"name": DATABASE},
                 )
+                if not found:
+                    await conn.execute(text(f"CREATE DATABASE {DATABASE} CHARACTER SET utf8mb4"))
     finally:
         await engine.dispose()
     return make_url(server_url).set(database=DATABASE).render_as_string(hide_password=False)

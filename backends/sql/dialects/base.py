@@ -42,7 +42,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ..engines import uses_single_connection
+from ..engines import in_autocommit, uses_single_connection
 from ..errors import RetryTransaction
 from ..schema import Tables
 
@@ -94,11 +94,16 @@ class Dialect:
         }
     )
 
+    #: Upserts of one pod state and one workload state (built by each subclass).
+    upsert_pod_state: Insert
+    upsert_workload_state: Insert
+
     def __init__(self, engine: AsyncEngine, tables: Tables, *, purge_batch_size: int) -> None:
         """Build the statements for ``tables``; ``engine`` is used for transactions."""
         self.engine = engine
         self.tables = tables
         self.turn = asyncio.Lock() if uses_single_connection(engine) else None
+        self.explicit = in_autocommit(engine)
         self.purge_batch_size = purge_batch_size
         links = tables.links
         c = links.c
@@ -183,29 +188,78 @@ class Dialect:
         ]
 
     # -- transactions ----------------------------------------------------------------------
+    #
+    # Two modes. On an engine in AUTOCOMMIT (the engines `from_url` builds), the
+    # dialect frames transactions itself: a lone statement runs on its own (it
+    # is a transaction by itself, with no BEGIN/COMMIT round trips), and
+    # several run between BEGIN and COMMIT statements. On any other engine
+    # (one the application passed in), SQLAlchemy frames them as usual.
 
     @asynccontextmanager
     async def transaction(self, *, write: bool, single: bool) -> AsyncIterator[AsyncConnection]:
         """Yield a connection inside one transaction; commit when the block succeeds.
 
         ``write`` tells whether the block writes; ``single`` that it issues one
-        statement. Leaving the block with an exception closes the connection,
-        which rolls the transaction back. On an engine whose checkouts share
-        one connection (SQLite ``:memory:``), transactions take turns.
+        statement. Leaving the block with an exception rolls the transaction
+        back. On an engine whose checkouts share one connection (SQLite
+        ``:memory:``), transactions take turns.
         """
-        if self.turn is None:
+        turn = self.turn_for(write=write)
+        if turn is None:
             async with self.open(write=write, single=single) as conn:
                 yield conn
         else:
-            async with self.turn, self.open(write=write, single=single) as conn:
+            async with turn, self.open(write=write, single=single) as conn:
                 yield conn
+
+    def turn_for(self, *, write: bool) -> asyncio.Lock | None:
+        """Return the lock a transaction must hold before it takes a connection, if any."""
+        return self.turn
 
     @asynccontextmanager
     async def open(self, *, write: bool, single: bool) -> AsyncIterator[AsyncConnection]:
-        """Start a transaction as this dialect needs it (see `transaction`)."""
+        """Check out a connection and frame the transaction (see the two modes above)."""
         async with self.engine.connect() as conn:
-            yield conn
-            await conn.commit()
+            if not self.explicit:
+                await self.managed_begin(conn, write=write, single=single)
+                yield conn
+                await conn.commit()
+            elif single and self.lone_statement_ok(write=write):
+                yield conn
+            else:
+                await self.begin(conn, write=write)
+                try:
+                    yield conn
+                except BaseException:
+                    await self.abort(conn)
+                    raise
+                await self.commit(conn)
+
+    def lone_statement_ok(self, *, write: bool) -> bool:
+        """Tell whether one statement may run without BEGIN/COMMIT around it."""
+        return True
+
+    async def managed_begin(self, conn: AsyncConnection, *, write: bool, single: bool) -> None:
+        """Prepare a transaction that SQLAlchemy frames (nothing by default)."""
+
+    async def begin(self, conn: AsyncConnection, *, write: bool) -> None:
+        """Start a transaction on an autocommit connection."""
+        await conn.exec_driver_sql("BEGIN")
+
+    async def commit(self, conn: AsyncConnection) -> None:
+        """Commit the transaction `begin` started."""
+        await conn.exec_driver_sql("COMMIT")
+
+    async def rollback(self, conn: AsyncConnection) -> None:
+        """Roll back the transaction `begin` started."""
+        await conn.exec_driver_sql("ROLLBACK")
+
+    async def abort(self, conn: AsyncConnection) -> None:
+        """Roll back after a failure; a connection that cannot roll back is discarded."""
+        try:
+            await self.rollback(conn)
+        except Exception:
+            await conn.invalidate()
 
     # -- pod and workload states -------------------------------------------------------------
 

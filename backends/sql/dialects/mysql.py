@@ -20,7 +20,6 @@ REPEATABLE READ for its own transaction, so all of them read one snapshot.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import BindParameter, Insert, bindparam, delete
@@ -28,7 +27,7 @@ from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..schema import Tables
-from .base import IN_CHUNK, Dialect, LinkId
+from .base import Dialect, LinkId
 
 _SNAPSHOT = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"
 
@@ -100,21 +99,18 @@ class MySQLDialect(Dialect):
         """``INSERT ... ON DUPLICATE KEY UPDATE state = :state``."""
         await conn.execute(self.upsert_workload_state, row)
 
-    async def get_workload_state(
-        self, conn: AsyncConnection, service_keys: Sequence[bytes]
-    ) -> dict[bytes, str]:
-        """``SELECT ... WHERE service_key IN (...)``, in one snapshot if chunked."""
-        if len(service_keys) > IN_CHUNK:
-            await conn.exec_driver_sql(_SNAPSHOT)
-        return await super().get_workload_state(conn, service_keys)
+    # A read of several statements (a chunked batch) needs one snapshot.
 
-    async def batch_get_linked_pod(
-        self, conn: AsyncConnection, keys: Sequence[bytes], now: int
-    ) -> dict[bytes, int]:
-        """``SELECT ... WHERE link_key IN (...) AND live``, in one snapshot if chunked."""
-        if len(keys) > IN_CHUNK:
+    async def managed_begin(self, conn: AsyncConnection, *, write: bool, single: bool) -> None:
+        """Before a read of several statements, ask for REPEATABLE READ."""
+        if not write and not single:
             await conn.exec_driver_sql(_SNAPSHOT)
-        return await super().batch_get_linked_pod(conn, keys, now)
+
+    async def begin(self, conn: AsyncConnection, *, write: bool) -> None:
+        """``START TRANSACTION``; a read of several statements at REPEATABLE READ."""
+        if not write:
+            await conn.exec_driver_sql(_SNAPSHOT)
+        await conn.exec_driver_sql("START TRANSACTION")
 
     async def purge_batch(self, conn: AsyncConnection, now: int) -> int:
         """``DELETE ... WHERE expires_at <= :now LIMIT n``."""

@@ -16,8 +16,9 @@
   concurrent transaction inserts it first, ``ON CONFLICT DO NOTHING`` inserts
   nothing and the transaction is retried.
 
-Single statements run on an ``AUTOCOMMIT`` connection: the statement is its
-own transaction, which saves the ``BEGIN`` and ``COMMIT`` round trips.
+A lone statement runs in autocommit: it is its own transaction, which saves
+the ``BEGIN`` and ``COMMIT`` round trips. On an engine the application
+passed in, that takes an ``AUTOCOMMIT`` checkout of its pool.
 """
 
 from __future__ import annotations
@@ -110,14 +111,13 @@ class PostgreSQLDialect(Dialect):
 
     @asynccontextmanager
     async def open(self, *, write: bool, single: bool) -> AsyncIterator[AsyncConnection]:
-        """Autocommit for a single statement; else a transaction committed on success."""
-        if single:
+        """On an application's engine, run lone statements on an autocommit checkout."""
+        if single and not self.explicit:
             async with self.autocommit_engine.connect() as conn:
                 yield conn
             return
-        async with self.engine.connect() as conn:
+        async with super().open(write=write, single=single) as conn:
             yield conn
-            await conn.commit()
 
     async def insert_absent(self, conn: AsyncConnection, params: dict[str, Any]) -> None:
         """``INSERT ... ON CONFLICT DO NOTHING``; a conflict means retry the transaction."""
