@@ -62,10 +62,6 @@ class RedisBackend(Backend):
     """
 
     unavailable_errors = errors.UNAVAILABLE_ERRORS
-    #: Every write is one atomic script, batch reads change nothing, and redis-py
-    #: drops a connection whose command was interrupted (tested in
-    #: ``test_cancelled_calls_leave_the_pool_clean``): no shielding needed.
-    cancel_safe = True
 
     def __init__(
         self, client: Client, *, prefix: str = DEFAULT_PREFIX, clock: Clock | None = None
@@ -81,6 +77,13 @@ class RedisBackend(Backend):
         self._clock = clock
         self._cluster = isinstance(client, RedisCluster)
         self._closer: Closer | None = None
+        # Standalone/Sentinel: every write is one atomic script, batch reads
+        # change nothing, and redis-py drops a connection whose command was
+        # interrupted, so the executor may await calls directly. RedisCluster
+        # (redis-py 8.1, observed) lets an in-flight command run to its end
+        # instead of raising CancelledError, so its calls are shielded by the
+        # executor, which then honours the caller's cancellation at once.
+        self.cancel_safe = not self._cluster
 
     @classmethod
     def owning(
