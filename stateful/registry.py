@@ -41,6 +41,7 @@ _BUILTIN: dict[str, tuple[str, str]] = {
     "redis+cluster": ("stateful.backends.redis:from_url", "redis"),
     "rediss+cluster": ("stateful.backends.redis:from_url", "redis"),
     "redis+sentinel": ("stateful.backends.redis:from_url", "redis"),
+    "rediss+sentinel": ("stateful.backends.redis:from_url", "redis"),
 }
 _SQL_TARGET = ("stateful.backends.sql:from_url", "sql")
 # Any SQLAlchemy URL ("dialect" or "dialect+driver") goes to the SQL backend,

@@ -13,7 +13,9 @@ from hypothesis import settings
 from stateful.testing import register_profiles
 from tests.support import IN_CI
 
+# Server fixtures live in plugins so that every folder (and the backend matrix
+# in tests/matrix.py) can use them.
+pytest_plugins = ["tests.matrix", "tests.redis_backend.fixtures"]
+
 register_profiles()
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if IN_CI else "default"))
-
-pytest_plugins = ["tests.matrix"]

@@ -9,9 +9,11 @@ import pytest
 from stateful import ManualClock, StatefulExecutor
 from stateful.backend import Backend
 from stateful.backends.memory import MemoryBackend
+from tests.redis_backend.scratch import scratch_backend
 
-# name → fixture that yields a factory `async (clock) -> Backend` over an empty store
-BACKENDS = ["memory"]
+# Each name has a fixture ``<name>_store_factory`` returning an async
+# ``factory(clock) -> Backend`` over an empty store.
+BACKENDS = ["memory", "redis", "redis_cluster"]
 
 StoreFactory = Callable[[ManualClock], Awaitable[Backend]]
 
@@ -20,6 +22,22 @@ StoreFactory = Callable[[ManualClock], Awaitable[Backend]]
 def memory_store_factory() -> StoreFactory:
     async def make(clock: ManualClock) -> Backend:
         return MemoryBackend(clock=clock)
+
+    return make
+
+
+@pytest.fixture
+def redis_store_factory(redis_url: str) -> StoreFactory:
+    async def make(clock: ManualClock) -> Backend:
+        return scratch_backend(redis_url, clock)
+
+    return make
+
+
+@pytest.fixture
+def redis_cluster_store_factory(redis_cluster_url: str) -> StoreFactory:
+    async def make(clock: ManualClock) -> Backend:
+        return scratch_backend(redis_cluster_url, clock)
 
     return make
 

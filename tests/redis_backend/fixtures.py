@@ -1,4 +1,4 @@
-"""Redis servers for the Redis backend tests.
+"""Redis servers for the tests (a pytest plugin, loaded by the root conftest).
 
 * standalone: ``STATEFUL_TEST_REDIS_URL`` if set, else 127.0.0.1:6379 if it
   answers PING, else a spawned ``redis-server``;
