@@ -6,11 +6,11 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, InvalidRequestError
+from sqlalchemy.exc import ArgumentError, InvalidRequestError, NoSuchModuleError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, SingletonThreadPool, StaticPool
 
-from stateful.errors import ValidationError
+from stateful.errors import StatefulError, ValidationError
 
 #: The async driver used when a URL names only the database ("postgresql://").
 DEFAULT_DRIVERS = {
@@ -42,6 +42,16 @@ def normalize_url(url: str | URL) -> URL:
             "url", f"the SQL backend serves sqlite, postgresql, mysql and mariadb, not {backend!r}"
         )
     parsed = parsed.set(drivername=f"{backend}+{driver or DEFAULT_DRIVERS[backend]}")
+    try:
+        is_async = getattr(parsed.get_dialect(), "is_async", False)
+    except NoSuchModuleError:
+        raise ValidationError("url", f"SQLAlchemy has no driver {parsed.drivername!r}") from None
+    if not is_async:
+        raise ValidationError(
+            "url",
+            f"{parsed.drivername!r} is not an asyncio driver; use e.g. "
+            f"{backend}+{DEFAULT_DRIVERS[backend]}://",
+        )
     if backend in ("mysql", "mariadb") and "charset" not in parsed.query:
         # Any Unicode identifier must round-trip; MySQL's "utf8" is 3-byte only.
         parsed = parsed.update_query_dict({"charset": "utf8mb4"})
@@ -98,6 +108,10 @@ def create_engine(url: str | URL, **engine_options: Any) -> AsyncEngine:
         options["connect_args"] = connect_args
     try:
         engine = create_async_engine(parsed, **options)
+    except ModuleNotFoundError as exc:
+        raise StatefulError(
+            f"{parsed.drivername}: the driver package {exc.name!r} is not installed"
+        ) from exc
     except (InvalidRequestError, ArgumentError, TypeError) as exc:
         raise ValidationError("url", f"{parsed.drivername}: {exc}") from None
     if backend == "sqlite":

@@ -13,11 +13,14 @@ writers queue instead of failing with "database is locked".
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from stateful import StatefulExecutor
 from stateful.backends.sql import SQLBackend, from_url
@@ -31,12 +34,19 @@ SERVICE = "svc:{x}"
 
 @pytest.fixture
 async def executors(sql_url: str) -> AsyncIterator[list[StatefulExecutor]]:
-    """``ENGINES`` executors over the same database, each with its own engine."""
+    """``ENGINES`` executors over the same database, each with its own engine.
+
+    Half build their engine from the URL (the backend frames transactions in
+    AUTOCOMMIT), half get one made by "the application" (SQLAlchemy frames them).
+    """
+    own = [create_async_engine(sql_url) for _ in range(ENGINES // 2)]
     group = [
-        StatefulExecutor(from_url(sql_url, table_prefix=endpoints.PREFIX)) for _ in range(ENGINES)
-    ]
+        StatefulExecutor(from_url(sql_url, table_prefix=endpoints.PREFIX))
+        for _ in range(ENGINES - len(own))
+    ] + [StatefulExecutor(SQLBackend(engine, table_prefix=endpoints.PREFIX)) for engine in own]
     yield group
     await asyncio.gather(*(executor.aclose() for executor in group))
+    await asyncio.gather(*(engine.dispose() for engine in own))
 
 
 def _retries(executors: list[StatefulExecutor]) -> int:
@@ -116,3 +126,43 @@ async def test_racing_link_operations_have_exactly_one_winner(
         f"{ENGINES} engines = {calls} racing calls in {elapsed:.2f} s; "
         f"exactly one winner every time; {_retries(executors)} transactions retried"
     )
+
+
+_WORKER = """
+import asyncio, sys
+import stateful
+
+async def main(url, prefix, worker, rounds):
+    async with stateful.connect(url, table_prefix=prefix) as ex:
+        wins = 0
+        for r in range(rounds):
+            ok, _ = await ex.try_set_linked_pod("procs", f"u{r}", "svc", worker, -1)
+            wins += ok
+            await ex.set_linked_pod("procs", f"hot {r % 3}", "svc", worker, 60)
+        print(wins)
+
+asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])))
+"""
+
+
+@pytest.mark.slow
+def test_sqlite_writers_in_several_processes_queue_without_lock_errors(
+    sqlite_file_url: str,
+) -> None:
+    """Processes do not share the in-process writer queue: the busy timeout must hold."""
+    processes, rounds = 4, 60
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WORKER, sqlite_file_url, endpoints.PREFIX, str(w), str(rounds)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for w in range(processes)
+    ]
+    outputs = [worker.communicate(timeout=120) for worker in workers]
+    for worker, (_, err) in zip(workers, outputs, strict=True):
+        assert worker.returncode == 0, err
+        assert "database is locked" not in err
+    # Every round had exactly one winner across the processes.
+    assert sum(int(out) for out, _ in outputs) == rounds
