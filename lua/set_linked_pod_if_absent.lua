@@ -10,48 +10,8 @@ ARGV[4]  persist seconds: -1 permanent, N > 0 temporary for N s; also the new
          lifetime of a live temporary link
 
 Returns the pod now linked (integer).
+Uses now, live_link and store from _links.lua, sent before this script.
 ]]
-
--- Read TIME once: Redis 7.0 does not freeze it inside a script.
-local now, server_clock
-if ARGV[1] == '' then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  server_clock = true
-else
-  now = tonumber(ARGV[1])
-end
-
--- Pod (string) and expiry (nil when permanent) of the live link, or nil.
--- Native expiry keeps a key alive at its expiry instant, so liveness is
--- decided here, not by whether the key exists.
-local function live_link(key)
-  local value = redis.call('GET', key)
-  if not value then return nil end
-  local sep = string.find(value, ':', 1, true)
-  if not sep then return value, nil end
-  local expires = tonumber(string.sub(value, sep + 1))
-  if now < expires then return string.sub(value, 1, sep - 1), expires end
-  return nil
-end
-
-local function store(pod, seconds)
-  if seconds < 0 then
-    redis.call('SET', KEYS[1], pod)  -- a plain SET also drops an old TTL
-    redis.call('HSET', KEYS[2], ARGV[2], pod)
-    return
-  end
-  -- '%.0f': Lua 5.1 would print large numbers in exponent form.
-  local expires = string.format('%.0f', now + seconds * 1000)
-  if server_clock then
-    -- Let Redis reclaim the key itself once the link is dead.
-    redis.call('SET', KEYS[1], pod .. ':' .. expires, 'PXAT', expires)
-  else
-    -- A caller's clock may be far from real time: no native expiry.
-    redis.call('SET', KEYS[1], pod .. ':' .. expires)
-  end
-  redis.call('HDEL', KEYS[2], ARGV[2])
-end
 
 local pod, expires = live_link(KEYS[1])
 if not pod then

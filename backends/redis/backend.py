@@ -32,11 +32,12 @@ from .urls import Client, Closer
 #: Most keys (or hash fields) one batch command carries.
 CHUNK = 1000
 
-_SET_LINKED_POD = scripts.load("set_linked_pod")
-_TRY_SET_LINKED_POD = scripts.load("try_set_linked_pod")
-_SET_LINKED_POD_IF_ABSENT = scripts.load("set_linked_pod_if_absent")
-_REMOVE_LINKED_POD = scripts.load("remove_linked_pod")
-_GET_LINKED_PODS = scripts.load("get_linked_pods")
+_LINKS = "_links"  # now, live, live_link, store: shared by the link scripts
+_SET_LINKED_POD = scripts.load("set_linked_pod", prelude=_LINKS)
+_TRY_SET_LINKED_POD = scripts.load("try_set_linked_pod", prelude=_LINKS)
+_SET_LINKED_POD_IF_ABSENT = scripts.load("set_linked_pod_if_absent", prelude=_LINKS)
+_REMOVE_LINKED_POD = scripts.load("remove_linked_pod", prelude=_LINKS)
+_GET_LINKED_PODS = scripts.load("get_linked_pods", prelude=_LINKS)
 _SET_STATE = scripts.load("set_state")
 
 

@@ -67,10 +67,17 @@ class Script:
 
 
 @cache
-def load(name: str) -> Script:
-    """Return the script ``lua/<name>.lua`` (read once per process)."""
-    path = resource_dir("lua") / f"{name}.lua"
-    return Script.from_source(name, path.read_bytes())
+def load(name: str, *, prelude: str | None = None) -> Script:
+    """Return the script ``lua/<name>.lua`` (read once per process).
+
+    With ``prelude``, the source sent is ``lua/<prelude>.lua`` followed by the
+    script: Redis scripts cannot import, so shared functions travel this way.
+    """
+    folder = resource_dir("lua")
+    source = (folder / f"{name}.lua").read_bytes()
+    if prelude is not None:
+        source = (folder / f"{prelude}.lua").read_bytes() + b"\n" + source
+    return Script.from_source(name, source)
 
 
 async def run_many(

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 
-import pytest
 from redis.asyncio import Redis
 
 from stateful import StatefulExecutor
@@ -24,7 +24,8 @@ def _port(url: str) -> int:
 
 
 def test_every_script_documents_keys_argv_and_return() -> None:
-    scripts = sorted(resource_dir("lua").glob("*.lua"))
+    # files starting with "_" are preludes, sent before the scripts that use them
+    scripts = sorted(p for p in resource_dir("lua").glob("*.lua") if not p.name.startswith("_"))
     assert len(scripts) == 6
     for path in scripts:
         header = path.read_text().split("]]", 1)[0]
@@ -95,10 +96,14 @@ async def test_server_restart_is_recovered(private_redis: RedisProcess) -> None:
         assert await executor.batch_get_linked_pod(NS, ["u", "v"], SVC) == {2: ["u"]}
 
 
-@pytest.mark.parametrize("name", ["set_state", "get_linked_pods"])
-def test_scripts_have_stable_shas(name: str) -> None:
+LUA = resource_dir("lua")
+
+def test_link_scripts_are_sent_with_the_shared_prelude() -> None:
     from stateful.backends.redis import scripts
 
-    script = scripts.load(name)
-    assert script.sha == scripts.Script.from_source(name, script.source).sha
-    assert len(script.sha) == 40
+    prelude = (LUA / "_links.lua").read_bytes()
+    linked = scripts.load("set_linked_pod", prelude="_links")
+    assert linked.source.startswith(prelude)
+    assert linked.source.endswith((LUA / "set_linked_pod.lua").read_bytes())
+    assert linked.sha == hashlib.sha1(linked.source, usedforsecurity=False).hexdigest()
+    assert scripts.load("set_state").source == (LUA / "set_state.lua").read_bytes()
