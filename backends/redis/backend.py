@@ -63,6 +63,12 @@ class RedisBackend(Backend):
     """
 
     unavailable_errors = errors.UNAVAILABLE_ERRORS
+    #: Each write is one atomic script and redis-py drops an interrupted
+    #: connection, so the store and the pool would survive a cancellation; but
+    #: redis-py 8.1 (observed, standalone and cluster) sometimes lets a call
+    #: whose task was cancelled run on and return normally, losing the
+    #: cancellation. Shielded by the executor, the caller always gets it at once.
+    cancel_safe = False
 
     def __init__(
         self, client: Client, *, prefix: str = DEFAULT_PREFIX, clock: Clock | None = None
@@ -78,13 +84,6 @@ class RedisBackend(Backend):
         self._clock = clock
         self._cluster = isinstance(client, RedisCluster)
         self._closer: Closer | None = None
-        # Standalone/Sentinel: every write is one atomic script, batch reads
-        # change nothing, and redis-py drops a connection whose command was
-        # interrupted, so the executor may await calls directly. RedisCluster
-        # (redis-py 8.1, observed) lets an in-flight command run to its end
-        # instead of raising CancelledError, so its calls are shielded by the
-        # executor, which then honours the caller's cancellation at once.
-        self.cancel_safe = not self._cluster
 
     @classmethod
     def owning(
