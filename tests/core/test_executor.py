@@ -79,6 +79,32 @@ async def test_cancel_safe_backend_is_awaited_directly_and_timeout_interrupts_it
     assert await backend.get_linked_pod("ns", "u", "svc") is None
 
 
+async def test_timeout_is_honoured_even_if_the_driver_swallows_cancellation() -> None:
+    class StubbornBackend(SlowBackend):
+        """Like redis-py at times: a cancelled call runs on and returns normally."""
+
+        async def set_linked_pod(
+            self, namespace: str, uid: str, service_name: str, pod_id: int, persist_seconds: int
+        ) -> int | None:
+            try:
+                await asyncio.sleep(self.delay)
+            except asyncio.CancelledError:
+                await asyncio.sleep(self.delay)
+            return await MemoryBackend.set_linked_pod(
+                self, namespace, uid, service_name, pod_id, persist_seconds
+            )
+
+    backend = StubbornBackend(delay=0.1)
+    ex = StatefulExecutor(backend, timeout=0.01)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    with pytest.raises(BackendUnavailable, match="timed out"):
+        await ex.set_linked_pod("ns", "u", "svc", 1, -1)
+    assert loop.time() - start < 0.09, "the caller waited for the stubborn call"
+    await ex.aclose()
+    assert await backend.get_linked_pod("ns", "u", "svc") == 1
+
+
 async def test_no_timeout_by_default() -> None:
     ex = StatefulExecutor(SlowBackend(delay=0.02))
     assert ex.timeout is None
