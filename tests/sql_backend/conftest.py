@@ -15,8 +15,9 @@ drops those tables at the end; the fixtures also publish their URLs in
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from sqlalchemy import text
@@ -143,3 +144,15 @@ def sql_url(request: pytest.FixtureRequest) -> str:
     fixture = {"sqlite": "sqlite_file_url", "postgresql": "postgres_url", "mariadb": "mysql_url"}
     url: str = request.getfixturevalue(fixture[request.param])
     return url
+
+
+_private = itertools.count()
+
+
+@pytest.fixture
+async def private_prefix(sql_url: str) -> AsyncIterator[str]:
+    """A table prefix migrated for this test alone (tables dropped afterwards)."""
+    prefix = f"p{os.getpid()}_{next(_private)}_"
+    await migrate_url(sql_url, table_prefix=prefix)
+    yield prefix
+    await drop_tables(sql_url, prefix)

@@ -23,8 +23,8 @@ def _namespace() -> str:
     return f"ns {uuid.uuid4()}:{{x}}"
 
 
-async def _count_links(url: str, namespace: str) -> int:
-    links = build_tables(endpoints.PREFIX).links
+async def _count_links(url: str, namespace: str, prefix: str = endpoints.PREFIX) -> int:
+    links = build_tables(prefix).links
     engine = create_async_engine(url)
     try:
         async with engine.connect() as conn:
@@ -63,9 +63,12 @@ async def test_identifiers_at_their_limits_round_trip_exactly(sql_url: str) -> N
         }
 
 
-async def test_expired_links_are_ignored_then_purged_in_batches(sql_url: str) -> None:
+async def test_expired_links_are_ignored_then_purged_in_batches(
+    sql_url: str, private_prefix: str
+) -> None:
+    # Own tables: a purge deletes every expired link, whatever its namespace.
     ns, clock = _namespace(), ManualClock()
-    backend = from_url(sql_url, clock=clock, table_prefix=endpoints.PREFIX, purge_batch_size=10)
+    backend = from_url(sql_url, clock=clock, table_prefix=private_prefix, purge_batch_size=10)
     async with StatefulExecutor(backend) as ex:
         uids = [f"temp {i}" for i in range(25)]
         for uid in uids:
@@ -82,9 +85,9 @@ async def test_expired_links_are_ignored_then_purged_in_batches(sql_url: str) ->
         assert await ex.get_linked_pod(ns, uids[0], "svc") is None
         assert await ex.remove_linked_pod(ns, uids[1], "svc", 5) is False
         assert await ex.set_linked_pod(ns, uids[2], "svc", 3, -1) is None  # absent for writes
-        assert await _count_links(sql_url, ns) == 26  # still stored until purged
+        assert await _count_links(sql_url, ns, private_prefix) == 26  # stored until purged
         assert await backend.purge_expired() == 24  # batches of 10, 10, 4
-        assert await _count_links(sql_url, ns) == 2
+        assert await _count_links(sql_url, ns, private_prefix) == 2
 
 
 async def test_background_purge_task_deletes_expired_links(sql_url: str) -> None:
