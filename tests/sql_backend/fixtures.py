@@ -21,7 +21,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import text
@@ -42,6 +44,22 @@ from tests.sql_backend.servers import (
 from tests.support import port_open, server_missing
 
 DATABASE = "stateful_test"
+T = TypeVar("T")
+
+
+def run_blocking(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run ``coroutine`` to completion from synchronous fixture code.
+
+    A session fixture may be set up from inside a running loop (an async
+    fixture asking for it with ``request.getfixturevalue``), where
+    ``asyncio.run`` is refused; it then runs on a loop of its own in a thread.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 async def _answers(url: str) -> bool:
@@ -85,22 +103,22 @@ def _server(
     url = os.environ.get(env)
     server: PostgresProcess | MariaDBProcess | None = None
     if url:
-        if not asyncio.run(_answers(url)):
+        if not run_blocking(_answers(url)):
             server_missing(f"{env}={url} does not answer")
-    elif port_open("127.0.0.1", port) and asyncio.run(_answers(default)):
-        url = asyncio.run(_with_database(default))
+    elif port_open("127.0.0.1", port) and run_blocking(_answers(default)):
+        url = run_blocking(_with_database(default))
     else:
         binaries = postgres_binaries() if spawn is PostgresProcess else mariadb_binaries()
         if binaries is None:
             server_missing(f"no {what}: set {env}, run one on port {port}, or install it")
         server = spawn()
-        url = asyncio.run(_with_database(server.url))
+        url = run_blocking(_with_database(server.url))
     try:
-        asyncio.run(migrate_url(url, table_prefix=endpoints.PREFIX))
+        run_blocking(migrate_url(url, table_prefix=endpoints.PREFIX))
         yield url
     finally:
         try:
-            asyncio.run(drop_tables(url, endpoints.PREFIX))
+            run_blocking(drop_tables(url, endpoints.PREFIX))
         finally:
             if server is not None:
                 server.stop()
@@ -138,7 +156,7 @@ def mysql_url() -> Iterator[str]:
 def sqlite_file_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     """URL of a SQLite file for this session, migrated for `endpoints.PREFIX`."""
     url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('sqlite') / 'stateful.db'}"
-    asyncio.run(migrate_url(url, table_prefix=endpoints.PREFIX))
+    run_blocking(migrate_url(url, table_prefix=endpoints.PREFIX))
     endpoints.SQLITE_FILE = url
     return url
 
