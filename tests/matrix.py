@@ -12,8 +12,9 @@ from stateful.backends.memory import MemoryBackend
 from tests.redis_backend.scratch import scratch_backend
 
 # Each name has a fixture ``<name>_store_factory`` returning an async
-# ``factory(clock) -> Backend`` over an empty store.
-BACKENDS = ["memory", "redis", "redis_cluster"]
+# ``factory(clock) -> Backend`` over an empty store; the SQL ones live in
+# tests/sql_backend/fixtures.py.
+BACKENDS = ["memory", "redis", "redis_cluster", "sqlite", "postgresql", "mariadb"]
 
 StoreFactory = Callable[[ManualClock], Awaitable[Backend]]
 

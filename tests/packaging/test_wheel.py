@@ -5,7 +5,7 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from tests.packaging.conftest import REPO, InstalledWheel
+from tests.packaging.wheel import REPO, InstalledWheel
 
 
 def test_wheel_nests_adapters_scripts_and_migrations_under_the_package(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from stateful.backends.sql import head_revision
-from tests.packaging.conftest import REPO, InstalledWheel
+from tests.packaging.wheel import REPO, InstalledWheel
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""Build the wheel once and install it into a fresh virtualenv outside the repository."""
+"""Build the wheel once and install it into a fresh virtualenv outside the repository (a plugin)."""
 
 from __future__ import annotations
 
