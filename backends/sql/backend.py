@@ -20,7 +20,8 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from stateful.backend import Backend
 from stateful.clock import Clock, SystemClock
@@ -164,23 +165,28 @@ class SQLBackend(Backend):
     async def _run(
         self,
         operation: str,
-        body: Callable[[AsyncConnection, int], Awaitable[T]],
+        body: Callable[[Connection, int], T],
         *,
         write: bool,
         single: bool | None = None,
     ) -> T:
-        """Run ``body(connection, now_ms)`` as one transaction, retrying if needed."""
+        """Run ``body(connection, now_ms)`` as one transaction, retrying if needed.
+
+        ``body`` is synchronous: `Dialect.run` runs the whole transaction in
+        one greenlet.
+        """
         await self._ready()
         if single is None:
             single = operation in self._dialect.single_statement
 
-        async def attempt() -> T:
-            async with self._dialect.transaction(write=write, single=single) as conn:
-                # Read the clock once the transaction has its connection (and, on
-                # SQLite, the write lock), so time follows the order of commits.
-                return await body(conn, self._clock.now_ms())
+        def timed(conn: Connection) -> T:
+            # Read the clock once the transaction has its connection (and, on
+            # SQLite, the write lock), so time follows the order of commits.
+            return body(conn, self._clock.now_ms())
 
-        return await self._with_retries(attempt)
+        return await self._with_retries(
+            lambda: self._dialect.run(timed, write=write, single=single)
+        )
 
     @staticmethod
     def _link(namespace: str, uid: str, service_name: str) -> LinkId:
@@ -210,8 +216,8 @@ class SQLBackend(Backend):
             "b_state": state,
         }
 
-        async def body(conn: AsyncConnection, now: int) -> None:
-            await self._dialect.set_service_state(conn, row)
+        def body(conn: Connection, now: int) -> None:
+            self._dialect.set_service_state(conn, row)
 
         await self._run("set_service_state", body, write=True)
 
@@ -219,8 +225,8 @@ class SQLBackend(Backend):
         """Return every pod state of a service (one SELECT)."""
         key = service_key(namespace, service_name)
 
-        async def body(conn: AsyncConnection, now: int) -> dict[int, str]:
-            return await self._dialect.get_service_state(conn, key)
+        def body(conn: Connection, now: int) -> dict[int, str]:
+            return self._dialect.get_service_state(conn, key)
 
         return await self._run("get_service_state", body, write=False)
 
@@ -233,8 +239,8 @@ class SQLBackend(Backend):
             "b_state": state,
         }
 
-        async def body(conn: AsyncConnection, now: int) -> None:
-            await self._dialect.set_workload_state(conn, row)
+        def body(conn: Connection, now: int) -> None:
+            self._dialect.set_workload_state(conn, row)
 
         await self._run("set_workload_state", body, write=True)
 
@@ -245,8 +251,8 @@ class SQLBackend(Backend):
         names = {service_key(namespace, name): name for name in service_names}
         keys = list(names)
 
-        async def body(conn: AsyncConnection, now: int) -> dict[bytes, str]:
-            return await self._dialect.get_workload_state(conn, keys)
+        def body(conn: Connection, now: int) -> dict[bytes, str]:
+            return self._dialect.get_workload_state(conn, keys)
 
         found = await self._run(
             "get_workload_state",
@@ -264,9 +270,9 @@ class SQLBackend(Backend):
         """Link the uid to ``pod_id``; return the previous live pod."""
         link = self._link(namespace, uid, service_name)
 
-        async def body(conn: AsyncConnection, now: int) -> int | None:
+        def body(conn: Connection, now: int) -> int | None:
             expires_at = self._expiry(persist_seconds, now)
-            return await self._dialect.set_linked_pod(conn, link, pod_id, expires_at, now)
+            return self._dialect.set_linked_pod(conn, link, pod_id, expires_at, now)
 
         return await self._run("set_linked_pod", body, write=True)
 
@@ -276,9 +282,9 @@ class SQLBackend(Backend):
         """Link unless a live permanent link to another pod exists."""
         link = self._link(namespace, uid, service_name)
 
-        async def body(conn: AsyncConnection, now: int) -> tuple[bool, int]:
+        def body(conn: Connection, now: int) -> tuple[bool, int]:
             expires_at = self._expiry(persist_seconds, now)
-            return await self._dialect.try_set_linked_pod(conn, link, pod_id, expires_at, now)
+            return self._dialect.try_set_linked_pod(conn, link, pod_id, expires_at, now)
 
         return await self._run("try_set_linked_pod", body, write=True)
 
@@ -288,9 +294,9 @@ class SQLBackend(Backend):
         """Keep (refreshing a temporary link) or create the link; return its pod."""
         link = self._link(namespace, uid, service_name)
 
-        async def body(conn: AsyncConnection, now: int) -> int:
+        def body(conn: Connection, now: int) -> int:
             expires_at = self._expiry(persist_seconds, now)
-            return await self._dialect.set_linked_pod_if_absent(
+            return self._dialect.set_linked_pod_if_absent(
                 conn, link, pod_id, expires_at, now
             )
 
@@ -300,8 +306,8 @@ class SQLBackend(Backend):
         """Return the live link's pod."""
         key = link_key(namespace, uid, service_name)
 
-        async def body(conn: AsyncConnection, now: int) -> int | None:
-            return await self._dialect.get_linked_pod(conn, key, now)
+        def body(conn: Connection, now: int) -> int | None:
+            return self._dialect.get_linked_pod(conn, key, now)
 
         return await self._run("get_linked_pod", body, write=False)
 
@@ -311,8 +317,8 @@ class SQLBackend(Backend):
         """Return the live link's pod if the link is permanent."""
         key = link_key(namespace, uid, service_name)
 
-        async def body(conn: AsyncConnection, now: int) -> int | None:
-            return await self._dialect.get_linked_pod_if_persist(conn, key)
+        def body(conn: Connection, now: int) -> int | None:
+            return self._dialect.get_linked_pod_if_persist(conn, key)
 
         return await self._run("get_linked_pod_if_persist", body, write=False)
 
@@ -322,8 +328,8 @@ class SQLBackend(Backend):
         """Group the uids that have a live link by pod, each list in input order."""
         keys = [link_key(namespace, uid, service_name) for uid in uids]
 
-        async def body(conn: AsyncConnection, now: int) -> dict[bytes, int]:
-            return await self._dialect.batch_get_linked_pod(conn, keys, now)
+        def body(conn: Connection, now: int) -> dict[bytes, int]:
+            return self._dialect.batch_get_linked_pod(conn, keys, now)
 
         found = await self._run(
             "batch_get_linked_pod",
@@ -355,9 +361,9 @@ class SQLBackend(Backend):
     ) -> bool:
         key = link_key(namespace, uid, service_name)
 
-        async def body(conn: AsyncConnection, now: int) -> bool:
+        def body(conn: Connection, now: int) -> bool:
             keep_until = now + persist_seconds * 1000 if persist_seconds > 0 else None
-            return await self._dialect.remove_linked_pod(conn, key, keep_until, pod, now)
+            return self._dialect.remove_linked_pod(conn, key, keep_until, pod, now)
 
         return await self._run("remove_linked_pod", body, write=True)
 
@@ -365,8 +371,8 @@ class SQLBackend(Backend):
         """Return the uid's permanent links, service → pod (one SELECT)."""
         owner = owner_key(namespace, uid)
 
-        async def body(conn: AsyncConnection, now: int) -> dict[str, int]:
-            return await self._dialect.get_link_service(conn, owner)
+        def body(conn: Connection, now: int) -> dict[str, int]:
+            return self._dialect.get_link_service(conn, owner)
 
         return await self._run("get_link_service", body, write=False)
 
@@ -381,8 +387,8 @@ class SQLBackend(Backend):
         total = 0
         batch = self._dialect.purge_batch_size
 
-        async def body(conn: AsyncConnection, now: int) -> int:
-            return await self._dialect.purge_batch(conn, now)
+        def body(conn: Connection, now: int) -> int:
+            return self._dialect.purge_batch(conn, now)
 
         while True:
             deleted = await self._run("purge", body, write=True)

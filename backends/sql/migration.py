@@ -2,8 +2,8 @@
 
 The Alembic environment ships inside the wheel (``stateful/migrations``) and is
 located with `stateful.resources.resource_dir`, so this works the same from a
-checkout and from an installed copy. Alembic runs synchronously, on the
-backend's own async connection via ``run_sync``.
+checkout and from an installed copy. Alembic runs synchronously, inside the
+backend's own transaction (`Dialect.run`).
 """
 
 from __future__ import annotations
@@ -80,21 +80,24 @@ async def migrate(dialect: Dialect, table_prefix: str) -> str:
     name = dialect.engine.dialect.name
     lock_id = zlib.crc32(f"stateful-migrate:{table_prefix}".encode())
     named_lock = {"name": f"stateful_migrate_{lock_id}"}
-    async with dialect.transaction(write=True, single=False) as conn:
+
+    def locked_upgrade(conn: Connection) -> str:
         if name == "postgresql":
-            await conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
-            return await conn.run_sync(upgrade, table_prefix)
+            conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
+            return upgrade(conn, table_prefix)
         if name not in ("mysql", "mariadb"):
-            return await conn.run_sync(upgrade, table_prefix)
-        await conn.execute(text("SELECT GET_LOCK(:name, 300)"), named_lock)
+            return upgrade(conn, table_prefix)
+        conn.execute(text("SELECT GET_LOCK(:name, 300)"), named_lock)
         try:
-            revision = await conn.run_sync(upgrade, table_prefix)
+            revision = upgrade(conn, table_prefix)
         except BaseException:
             # The named lock belongs to the session: end it rather than pool it.
-            await conn.invalidate()
+            conn.invalidate()
             raise
-        await conn.execute(text("SELECT RELEASE_LOCK(:name)"), named_lock)
+        conn.execute(text("SELECT RELEASE_LOCK(:name)"), named_lock)
         return revision
+
+    return await dialect.run(locked_upgrade, write=True, single=False)
 
 
 def migrate_command(url: str, table_prefix: str) -> str:
@@ -108,8 +111,9 @@ async def check_schema(dialect: Dialect, table_prefix: str, url: str) -> None:
 
     ``url`` (password hidden) goes into the error message.
     """
-    async with dialect.transaction(write=False, single=True) as conn:
-        revision = await conn.run_sync(current_revision, table_prefix)
+    revision = await dialect.run(
+        lambda conn: current_revision(conn, table_prefix), write=False, single=True
+    )
     head = head_revision()
     if revision == head:
         return

@@ -1,10 +1,17 @@
 """What every SQL dialect shares: prebuilt statements and the operations over them.
 
 A `Dialect` turns one backend operation into as few statements as its
-database allows, given an open connection; `SQLBackend` owns transactions,
-retries and keys. Statements are SQLAlchemy Core constructs built once per
-backend with named bind parameters, so SQLAlchemy compiles each once per
-dialect and then serves it from its statement cache.
+database allows, given an open connection, and frames the transaction it runs
+in (`Dialect.run`); `SQLBackend` owns retries, keys and time. Statements are
+SQLAlchemy Core constructs built once per backend with named bind parameters,
+so SQLAlchemy compiles each once per dialect and then serves it from its
+statement cache.
+
+The operations are written against SQLAlchemy's synchronous `Connection`, and
+`Dialect.run` runs a whole transaction (checkout, BEGIN, statements, COMMIT,
+return to the pool) in one greenlet: the async API would spawn a greenlet per
+checkout, statement and close, and shield the close in a task of its own,
+which costs more than the statements themselves on a fast database.
 
 The link statements rely on one SQL idiom: in ``INSERT ... ON CONFLICT DO
 UPDATE`` (PostgreSQL, SQLite) and ``INSERT ... ON DUPLICATE KEY UPDATE``
@@ -17,9 +24,9 @@ operation.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
-from typing import Any, ClassVar, NamedTuple
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, ClassVar, NamedTuple, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -40,11 +47,15 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.util import greenlet_spawn
 
 from ..engines import in_autocommit, uses_single_connection
 from ..errors import RetryTransaction
 from ..schema import Tables
+
+T = TypeVar("T")
 
 # Rows per IN (...) list where a dialect cannot bind an array: below SQLite's
 # 32,766 variables and small enough for MariaDB's packet limit.
@@ -101,6 +112,8 @@ class Dialect:
     def __init__(self, engine: AsyncEngine, tables: Tables, *, purge_batch_size: int) -> None:
         """Build the statements for ``tables``; ``engine`` is used for transactions."""
         self.engine = engine
+        #: The engine's synchronous face, which `run` uses inside its greenlet.
+        self.sync_engine: Engine = engine.sync_engine
         self.tables = tables
         self.turn = asyncio.Lock() if uses_single_connection(engine) else None
         self.explicit = in_autocommit(engine)
@@ -195,96 +208,99 @@ class Dialect:
     # several run between BEGIN and COMMIT statements. On any other engine
     # (one the application passed in), SQLAlchemy frames them as usual.
 
-    @asynccontextmanager
-    async def transaction(self, *, write: bool, single: bool) -> AsyncIterator[AsyncConnection]:
-        """Yield a connection inside one transaction; commit when the block succeeds.
+    async def run(self, work: Callable[[Connection], T], *, write: bool, single: bool) -> T:
+        """Run ``work(connection)`` as one transaction; commit if it returns.
 
-        ``write`` tells whether the block writes; ``single`` that it issues one
-        statement. Leaving the block with an exception rolls the transaction
-        back. On an engine whose checkouts share one connection (SQLite
-        ``:memory:``), transactions take turns.
+        ``write`` tells whether it writes; ``single`` that it issues one
+        statement. An exception (a cancellation included: it is thrown into
+        the greenlet) rolls the transaction back. Checkout, framing and
+        statements all run in one greenlet (see the module docstring). On an
+        engine whose checkouts share one connection (SQLite ``:memory:``),
+        transactions take turns.
         """
         turn = self.turn_for(write=write)
         if turn is None:
-            async with self.open(write=write, single=single) as conn:
-                yield conn
-        else:
-            async with turn, self.open(write=write, single=single) as conn:
-                yield conn
+            return await greenlet_spawn(self._transaction, work, write, single)
+        async with turn:
+            return await greenlet_spawn(self._transaction, work, write, single)
+
+    def _transaction(self, work: Callable[[Connection], T], write: bool, single: bool) -> T:
+        with self.open(write=write, single=single) as conn:
+            return work(conn)
 
     def turn_for(self, *, write: bool) -> asyncio.Lock | None:
         """Return the lock a transaction must hold before it takes a connection, if any."""
         return self.turn
 
-    @asynccontextmanager
-    async def open(self, *, write: bool, single: bool) -> AsyncIterator[AsyncConnection]:
+    @contextmanager
+    def open(self, *, write: bool, single: bool) -> Iterator[Connection]:
         """Check out a connection and frame the transaction (see the two modes above)."""
-        async with self.engine.connect() as conn:
+        with self.sync_engine.connect() as conn:
             if not self.explicit:
-                await self.managed_begin(conn, write=write, single=single)
+                self.managed_begin(conn, write=write, single=single)
                 yield conn
-                await conn.commit()
+                conn.commit()
             elif single and self.lone_statement_ok(write=write):
                 yield conn
             else:
-                await self.begin(conn, write=write)
+                self.begin(conn, write=write)
                 try:
                     yield conn
                 except BaseException:
-                    await self.abort(conn)
+                    self.abort(conn)
                     raise
-                await self.commit(conn)
+                self.commit(conn)
 
     def lone_statement_ok(self, *, write: bool) -> bool:
         """Tell whether one statement may run without BEGIN/COMMIT around it."""
         return True
 
-    async def managed_begin(self, conn: AsyncConnection, *, write: bool, single: bool) -> None:
+    def managed_begin(self, conn: Connection, *, write: bool, single: bool) -> None:
         """Prepare a transaction that SQLAlchemy frames (nothing by default)."""
 
-    async def begin(self, conn: AsyncConnection, *, write: bool) -> None:
+    def begin(self, conn: Connection, *, write: bool) -> None:
         """Start a transaction on an autocommit connection."""
-        await conn.exec_driver_sql("BEGIN")
+        conn.exec_driver_sql("BEGIN")
 
-    async def commit(self, conn: AsyncConnection) -> None:
+    def commit(self, conn: Connection) -> None:
         """Commit the transaction `begin` started."""
-        await conn.exec_driver_sql("COMMIT")
+        conn.exec_driver_sql("COMMIT")
 
-    async def rollback(self, conn: AsyncConnection) -> None:
+    def rollback(self, conn: Connection) -> None:
         """Roll back the transaction `begin` started."""
-        await conn.exec_driver_sql("ROLLBACK")
+        conn.exec_driver_sql("ROLLBACK")
 
-    async def abort(self, conn: AsyncConnection) -> None:
+    def abort(self, conn: Connection) -> None:
         """Roll back after a failure; a connection that cannot roll back is discarded."""
         try:
-            await self.rollback(conn)
+            self.rollback(conn)
         except Exception:
-            await conn.invalidate()
+            conn.invalidate()
 
     # -- pod and workload states -------------------------------------------------------------
 
-    async def set_service_state(self, conn: AsyncConnection, row: dict[str, Any]) -> None:
+    def set_service_state(self, conn: Connection, row: dict[str, Any]) -> None:
         """Upsert one pod state; ``row`` has service_key, pod, namespace, service, state."""
         raise NotImplementedError
 
-    async def get_service_state(self, conn: AsyncConnection, service_key: bytes) -> dict[int, str]:
+    def get_service_state(self, conn: Connection, service_key: bytes) -> dict[int, str]:
         """Return pod → state of a service."""
-        result = await conn.execute(self.select_pod_states, {"b_service_key": service_key})
+        result = conn.execute(self.select_pod_states, {"b_service_key": service_key})
         return {pod: state for pod, state in result}
 
-    async def set_workload_state(self, conn: AsyncConnection, row: dict[str, Any]) -> None:
+    def set_workload_state(self, conn: Connection, row: dict[str, Any]) -> None:
         """Upsert one workload state; ``row`` has service_key, namespace, service, state."""
         raise NotImplementedError
 
-    async def get_workload_state(
-        self, conn: AsyncConnection, service_keys: Sequence[bytes]
+    def get_workload_state(
+        self, conn: Connection, service_keys: Sequence[bytes]
     ) -> dict[bytes, str]:
         """Return service key → workload state for the keys that have one."""
         w = self.tables.workload_states
         found: dict[bytes, str] = {}
         for part in chunks(service_keys):
             stmt = select(w.c.service_key, w.c.state).where(w.c.service_key.in_(part))
-            found.update((await conn.execute(stmt)).all())
+            found.update(conn.execute(stmt).all())
         return found
 
     def workload_single_statement(self, count: int) -> bool:
@@ -305,39 +321,39 @@ class Dialect:
             "b_expires_at": expires_at,
         }
 
-    async def set_linked_pod(
-        self, conn: AsyncConnection, link: LinkId, pod: int, expires_at: int | None, now: int
+    def set_linked_pod(
+        self, conn: Connection, link: LinkId, pod: int, expires_at: int | None, now: int
     ) -> int | None:
         """Lock the row, remember its live pod, overwrite it (or insert it)."""
-        row = (await conn.execute(self.select_link_locked, {"b_link_key": link.key})).first()
+        row = conn.execute(self.select_link_locked, {"b_link_key": link.key}).first()
         params = self.link_params(link, pod, expires_at)
         if row is None:
-            await self.insert_absent(conn, params)
+            self.insert_absent(conn, params)
             return None
-        await conn.execute(self.update_link, params)
+        conn.execute(self.update_link, params)
         previous: int = row.pod
         return previous if is_live(row.expires_at, now) else None
 
-    async def insert_absent(self, conn: AsyncConnection, params: dict[str, Any]) -> None:
+    def insert_absent(self, conn: Connection, params: dict[str, Any]) -> None:
         """Insert a row the transaction found absent.
 
         If a concurrent transaction inserted it meanwhile, the duplicate key
         error is retryable (`errors.is_retryable`): the retry finds the row.
         """
-        await conn.execute(self.insert_link, params)
+        conn.execute(self.insert_link, params)
 
-    async def try_set_linked_pod(
-        self, conn: AsyncConnection, link: LinkId, pod: int, expires_at: int | None, now: int
+    def try_set_linked_pod(
+        self, conn: Connection, link: LinkId, pod: int, expires_at: int | None, now: int
     ) -> tuple[bool, int]:
         """One upsert deciding in SQL; the resulting pod tells whether it linked."""
-        linked = await self.upsert_link(conn, self.try_set_statement, link, pod, expires_at, now)
+        linked = self.upsert_link(conn, self.try_set_statement, link, pod, expires_at, now)
         return linked == pod, linked
 
-    async def set_linked_pod_if_absent(
-        self, conn: AsyncConnection, link: LinkId, pod: int, expires_at: int | None, now: int
+    def set_linked_pod_if_absent(
+        self, conn: Connection, link: LinkId, pod: int, expires_at: int | None, now: int
     ) -> int:
         """One upsert deciding in SQL; return the pod now linked."""
-        return await self.upsert_link(conn, self.if_absent_statement, link, pod, expires_at, now)
+        return self.upsert_link(conn, self.if_absent_statement, link, pod, expires_at, now)
 
     @property
     def try_set_statement(self) -> Insert:
@@ -349,9 +365,9 @@ class Dialect:
         """The upsert of `set_linked_pod_if_absent` (built by the subclass)."""
         raise NotImplementedError
 
-    async def upsert_link(
+    def upsert_link(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         statement: Insert,
         link: LinkId,
         pod: int,
@@ -361,43 +377,41 @@ class Dialect:
         """Run an upsert of the link and return the pod stored afterwards."""
         params = self.link_params(link, pod, expires_at)
         params["now"] = now
-        stored = (await conn.execute(statement, params)).scalar_one_or_none()
+        stored = conn.execute(statement, params).scalar_one_or_none()
         if stored is None:  # pragma: no cover - an upsert always leaves the row
             raise RetryTransaction("the upsert left no row")
         return int(stored)
 
-    async def get_linked_pod(self, conn: AsyncConnection, key: bytes, now: int) -> int | None:
+    def get_linked_pod(self, conn: Connection, key: bytes, now: int) -> int | None:
         """Return the live link's pod."""
         params = {"b_link_key": key, "now": now}
-        pod: int | None = (await conn.execute(self.select_live_pod, params)).scalar_one_or_none()
+        pod: int | None = conn.execute(self.select_live_pod, params).scalar_one_or_none()
         return pod
 
-    async def get_linked_pod_if_persist(self, conn: AsyncConnection, key: bytes) -> int | None:
+    def get_linked_pod_if_persist(self, conn: Connection, key: bytes) -> int | None:
         """Return the pod of a permanent link (always live)."""
         params = {"b_link_key": key}
-        pod: int | None = (
-            await conn.execute(self.select_permanent_pod, params)
-        ).scalar_one_or_none()
+        pod: int | None = conn.execute(self.select_permanent_pod, params).scalar_one_or_none()
         return pod
 
-    async def batch_get_linked_pod(
-        self, conn: AsyncConnection, keys: Sequence[bytes], now: int
+    def batch_get_linked_pod(
+        self, conn: Connection, keys: Sequence[bytes], now: int
     ) -> dict[bytes, int]:
         """Return link key → pod for the live links among ``keys``."""
         c = self.tables.links.c
         found: dict[bytes, int] = {}
         for part in chunks(keys):
             stmt = select(c.link_key, c.pod).where(c.link_key.in_(part), self.live)
-            found.update((await conn.execute(stmt, {"now": now})).all())
+            found.update(conn.execute(stmt, {"now": now}).all())
         return found
 
     def batch_single_statement(self, count: int) -> bool:
         """Tell whether reading ``count`` links takes one statement."""
         return count <= IN_CHUNK
 
-    async def remove_linked_pod(
+    def remove_linked_pod(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         key: bytes,
         keep_until: int | None,
         pod: int | None,
@@ -415,16 +429,16 @@ class Dialect:
         else:
             params["b_expires_at"] = keep_until
             stmt = self.keep_live if pod is None else self.keep_live_with_pod
-        result = await conn.execute(stmt, params)
+        result = conn.execute(stmt, params)
         return bool(result.rowcount)
 
-    async def get_link_service(self, conn: AsyncConnection, owner: bytes) -> dict[str, int]:
+    def get_link_service(self, conn: Connection, owner: bytes) -> dict[str, int]:
         """Return service → pod of a uid's permanent links."""
-        result = await conn.execute(self.select_permanent_links, {"b_owner_key": owner})
+        result = conn.execute(self.select_permanent_links, {"b_owner_key": owner})
         return {service: pod for service, pod in result}
 
     # -- purging -----------------------------------------------------------------------------------
 
-    async def purge_batch(self, conn: AsyncConnection, now: int) -> int:
+    def purge_batch(self, conn: Connection, now: int) -> int:
         """Delete at most ``purge_batch_size`` expired links; return how many."""
         raise NotImplementedError

@@ -24,7 +24,8 @@ from typing import Any
 
 from sqlalchemy import BindParameter, Insert, bindparam, delete
 from sqlalchemy.dialects.mysql import insert as mysql_insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..schema import Tables
 from .base import Dialect, LinkId
@@ -75,9 +76,9 @@ class MySQLDialect(Dialect):
         """``INSERT ... ON DUPLICATE KEY UPDATE`` for the if-absent op."""
         return self._if_absent
 
-    async def upsert_link(
+    def upsert_link(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         statement: Insert,
         link: LinkId,
         pod: int,
@@ -87,31 +88,31 @@ class MySQLDialect(Dialect):
         """Upsert, then read back the row the upsert locked."""
         params = self.link_params(link, pod, expires_at)
         params["now"] = now
-        await conn.execute(statement, params)
-        row = await conn.execute(self.select_link_locked, {"b_link_key": link.key})
+        conn.execute(statement, params)
+        row = conn.execute(self.select_link_locked, {"b_link_key": link.key})
         return int(row.scalar_one())
 
-    async def set_service_state(self, conn: AsyncConnection, row: dict[str, Any]) -> None:
+    def set_service_state(self, conn: Connection, row: dict[str, Any]) -> None:
         """``INSERT ... ON DUPLICATE KEY UPDATE state = :state``."""
-        await conn.execute(self.upsert_pod_state, row)
+        conn.execute(self.upsert_pod_state, row)
 
-    async def set_workload_state(self, conn: AsyncConnection, row: dict[str, Any]) -> None:
+    def set_workload_state(self, conn: Connection, row: dict[str, Any]) -> None:
         """``INSERT ... ON DUPLICATE KEY UPDATE state = :state``."""
-        await conn.execute(self.upsert_workload_state, row)
+        conn.execute(self.upsert_workload_state, row)
 
     # A read of several statements (a chunked batch) needs one snapshot.
 
-    async def managed_begin(self, conn: AsyncConnection, *, write: bool, single: bool) -> None:
+    def managed_begin(self, conn: Connection, *, write: bool, single: bool) -> None:
         """Before a read of several statements, ask for REPEATABLE READ."""
         if not write and not single:
-            await conn.exec_driver_sql(_SNAPSHOT)
+            conn.exec_driver_sql(_SNAPSHOT)
 
-    async def begin(self, conn: AsyncConnection, *, write: bool) -> None:
+    def begin(self, conn: Connection, *, write: bool) -> None:
         """``START TRANSACTION``; a read of several statements at REPEATABLE READ."""
         if not write:
-            await conn.exec_driver_sql(_SNAPSHOT)
-        await conn.exec_driver_sql("START TRANSACTION")
+            conn.exec_driver_sql(_SNAPSHOT)
+        conn.exec_driver_sql("START TRANSACTION")
 
-    async def purge_batch(self, conn: AsyncConnection, now: int) -> int:
+    def purge_batch(self, conn: Connection, now: int) -> int:
         """``DELETE ... WHERE expires_at <= :now LIMIT n``."""
-        return int((await conn.execute(self.purge, {"now": now})).rowcount)
+        return int(conn.execute(self.purge, {"now": now}).rowcount)

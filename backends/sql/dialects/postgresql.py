@@ -23,14 +23,15 @@ passed in, that takes an ``AUTOCOMMIT`` checkout of its pool.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 from sqlalchemy import Insert, LargeBinary, any_, bindparam, delete, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..errors import RetryTransaction
 from ..schema import Tables
@@ -50,7 +51,7 @@ class PostgreSQLDialect(Dialect):
     def __init__(self, engine: AsyncEngine, tables: Tables, *, purge_batch_size: int) -> None:
         """Build the PostgreSQL statements on top of the portable ones."""
         super().__init__(engine, tables, purge_batch_size=purge_batch_size)
-        self.autocommit_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.autocommit_engine = self.sync_engine.execution_options(isolation_level="AUTOCOMMIT")
         links = tables.links
         c = links.c
         self._try_set = self._link_upsert(self.try_set_assignments())
@@ -109,52 +110,52 @@ class PostgreSQLDialect(Dialect):
         """``INSERT ... ON CONFLICT DO UPDATE ... RETURNING pod`` for the if-absent op."""
         return self._if_absent
 
-    @asynccontextmanager
-    async def open(self, *, write: bool, single: bool) -> AsyncIterator[AsyncConnection]:
+    @contextmanager
+    def open(self, *, write: bool, single: bool) -> Iterator[Connection]:
         """On an application's engine, run lone statements on an autocommit checkout."""
         if single and not self.explicit:
-            async with self.autocommit_engine.connect() as conn:
+            with self.autocommit_engine.connect() as conn:
                 yield conn
             return
-        async with super().open(write=write, single=single) as conn:
+        with super().open(write=write, single=single) as conn:
             yield conn
 
-    async def insert_absent(self, conn: AsyncConnection, params: dict[str, Any]) -> None:
+    def insert_absent(self, conn: Connection, params: dict[str, Any]) -> None:
         """``INSERT ... ON CONFLICT DO NOTHING``; a conflict means retry the transaction."""
-        inserted = (await conn.execute(self.insert_link_if_absent, params)).first()
+        inserted = conn.execute(self.insert_link_if_absent, params).first()
         if inserted is None:
             raise RetryTransaction("a concurrent transaction created the link first")
 
-    async def set_service_state(self, conn: AsyncConnection, row: dict[str, Any]) -> None:
+    def set_service_state(self, conn: Connection, row: dict[str, Any]) -> None:
         """``INSERT ... ON CONFLICT (service_key, pod) DO UPDATE SET state``."""
-        await conn.execute(self.upsert_pod_state, row)
+        conn.execute(self.upsert_pod_state, row)
 
-    async def set_workload_state(self, conn: AsyncConnection, row: dict[str, Any]) -> None:
+    def set_workload_state(self, conn: Connection, row: dict[str, Any]) -> None:
         """``INSERT ... ON CONFLICT (service_key) DO UPDATE SET state``."""
-        await conn.execute(self.upsert_workload_state, row)
+        conn.execute(self.upsert_workload_state, row)
 
-    async def get_workload_state(
-        self, conn: AsyncConnection, service_keys: Sequence[bytes]
+    def get_workload_state(
+        self, conn: Connection, service_keys: Sequence[bytes]
     ) -> dict[bytes, str]:
         """``SELECT ... WHERE service_key = ANY($1)``."""
-        result = await conn.execute(self.select_workloads, {"keys": list(service_keys)})
+        result = conn.execute(self.select_workloads, {"keys": list(service_keys)})
         return dict(result.all())
 
     def workload_single_statement(self, count: int) -> bool:
         """Say yes: the keys travel as one array, in one statement."""
         return True
 
-    async def batch_get_linked_pod(
-        self, conn: AsyncConnection, keys: Sequence[bytes], now: int
+    def batch_get_linked_pod(
+        self, conn: Connection, keys: Sequence[bytes], now: int
     ) -> dict[bytes, int]:
         """``SELECT ... WHERE link_key = ANY($1) AND live``."""
-        result = await conn.execute(self.select_live_batch, {"keys": list(keys), "now": now})
+        result = conn.execute(self.select_live_batch, {"keys": list(keys), "now": now})
         return dict(result.all())
 
     def batch_single_statement(self, count: int) -> bool:
         """Say yes: the keys travel as one array, in one statement."""
         return True
 
-    async def purge_batch(self, conn: AsyncConnection, now: int) -> int:
+    def purge_batch(self, conn: Connection, now: int) -> int:
         """Delete up to a batch of expired rows, skipping rows locked by operations."""
-        return int((await conn.execute(self.purge, {"now": now})).rowcount)
+        return int(conn.execute(self.purge, {"now": now}).rowcount)

@@ -30,7 +30,9 @@ from typing import Any, ClassVar
 import aiosqlite
 from sqlalchemy import Insert, bindparam, delete, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.util import await_
 
 from ..schema import Tables
 from .base import Dialect
@@ -40,8 +42,8 @@ _writer_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, as
 )
 
 
-async def _driver(conn: AsyncConnection) -> aiosqlite.Connection:
-    driver = (await conn.get_raw_connection()).driver_connection
+def _driver(conn: Connection) -> aiosqlite.Connection:
+    driver = conn.connection.driver_connection
     assert isinstance(driver, aiosqlite.Connection), "the SQLite backend needs aiosqlite"
     return driver
 
@@ -116,33 +118,33 @@ class SQLiteDialect(Dialect):
         """Allow a lone SELECT (consistent by itself); writers always take the lock first."""
         return not write
 
-    async def managed_begin(self, conn: AsyncConnection, *, write: bool, single: bool) -> None:
+    def managed_begin(self, conn: Connection, *, write: bool, single: bool) -> None:
         """``BEGIN IMMEDIATE`` for writes, ``BEGIN`` for reads."""
-        await conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     # Transaction control goes straight to aiosqlite: one trip to its thread
     # each, where a statement through SQLAlchemy's cursor adapter takes three.
 
-    async def begin(self, conn: AsyncConnection, *, write: bool) -> None:
+    def begin(self, conn: Connection, *, write: bool) -> None:
         """``BEGIN IMMEDIATE`` for writes, ``BEGIN`` for reads."""
-        await (await _driver(conn)).execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        await_(_driver(conn).execute("BEGIN IMMEDIATE" if write else "BEGIN"))
 
-    async def commit(self, conn: AsyncConnection) -> None:
+    def commit(self, conn: Connection) -> None:
         """``COMMIT``."""
-        await (await _driver(conn)).commit()
+        await_(_driver(conn).commit())
 
-    async def rollback(self, conn: AsyncConnection) -> None:
+    def rollback(self, conn: Connection) -> None:
         """``ROLLBACK``."""
-        await (await _driver(conn)).rollback()
+        await_(_driver(conn).rollback())
 
-    async def set_service_state(self, conn: AsyncConnection, row: dict[str, Any]) -> None:
+    def set_service_state(self, conn: Connection, row: dict[str, Any]) -> None:
         """``INSERT ... ON CONFLICT (service_key, pod) DO UPDATE SET state``."""
-        await conn.execute(self.upsert_pod_state, row)
+        conn.execute(self.upsert_pod_state, row)
 
-    async def set_workload_state(self, conn: AsyncConnection, row: dict[str, Any]) -> None:
+    def set_workload_state(self, conn: Connection, row: dict[str, Any]) -> None:
         """``INSERT ... ON CONFLICT (service_key) DO UPDATE SET state``."""
-        await conn.execute(self.upsert_workload_state, row)
+        conn.execute(self.upsert_workload_state, row)
 
-    async def purge_batch(self, conn: AsyncConnection, now: int) -> int:
+    def purge_batch(self, conn: Connection, now: int) -> int:
         """``DELETE ... WHERE link_key IN (SELECT ... WHERE expires_at <= now LIMIT n)``."""
-        return int((await conn.execute(self.purge, {"now": now})).rowcount)
+        return int(conn.execute(self.purge, {"now": now}).rowcount)
