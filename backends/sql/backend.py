@@ -258,7 +258,7 @@ class SQLBackend(Backend):
             "get_workload_state",
             body,
             write=False,
-            single=self._dialect.workload_single_statement(len(keys)),
+            single=self._dialect.single_batch(len(keys)),
         )
         return {name: found[key] for key, name in names.items() if key in found}
 
@@ -335,7 +335,7 @@ class SQLBackend(Backend):
             "batch_get_linked_pod",
             body,
             write=False,
-            single=self._dialect.batch_single_statement(len(keys)),
+            single=self._dialect.single_batch(len(keys)),
         )
         grouped: dict[int, list[str]] = {}
         for key, uid in zip(keys, uids, strict=True):

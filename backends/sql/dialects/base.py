@@ -77,11 +77,6 @@ def is_live(expires_at: int | None, now: int) -> bool:
     return expires_at is None or now < expires_at
 
 
-def chunks(items: Sequence[bytes], size: int = IN_CHUNK) -> list[Sequence[bytes]]:
-    """Split ``items`` into slices of at most ``size``."""
-    return [items[i : i + size] for i in range(0, len(items), size)]
-
-
 class Dialect:
     """Statements and operations for one database family; subclasses specialise.
 
@@ -104,6 +99,10 @@ class Dialect:
             "purge",
         }
     )
+
+    #: Keys per statement of a batch read (an ``IN (...)`` list); None: one
+    #: statement for any number (the dialect binds them as one array).
+    batch_size: ClassVar[int | None] = IN_CHUNK
 
     #: Upserts of one pod state and one workload state (built by each subclass).
     upsert_pod_state: Insert
@@ -158,6 +157,17 @@ class Dialect:
         )
         self.keep_live_with_pod: Update = (
             update(links).where(key, self.live, with_pod).values(expires_at=self.expires_at)
+        )
+
+        # Batch reads: one prebuilt statement whose IN list SQLAlchemy expands
+        # per call (same SQL text as an inline list, but built and cached once).
+        keys: BindParameter[Any] = bindparam("keys", expanding=True)
+        self.select_live_batch: Select[Any] = select(c.link_key, c.pod).where(
+            c.link_key.in_(keys), self.live
+        )
+        w = tables.workload_states
+        self.select_workloads: Select[Any] = select(w.c.service_key, w.c.state).where(
+            w.c.service_key.in_(keys)
         )
 
         pods = tables.pod_states
@@ -296,16 +306,23 @@ class Dialect:
         self, conn: Connection, service_keys: Sequence[bytes]
     ) -> dict[bytes, str]:
         """Return service key → workload state for the keys that have one."""
-        w = self.tables.workload_states
         found: dict[bytes, str] = {}
-        for part in chunks(service_keys):
-            stmt = select(w.c.service_key, w.c.state).where(w.c.service_key.in_(part))
-            found.update(conn.execute(stmt).all())
+        for part in self.batches(service_keys):
+            found.update(conn.execute(self.select_workloads, {"keys": part}).all())
         return found
 
-    def workload_single_statement(self, count: int) -> bool:
-        """Tell whether reading ``count`` workload states takes one statement."""
-        return count <= IN_CHUNK
+    # -- batch reads -------------------------------------------------------------------------
+
+    def batches(self, keys: Sequence[bytes]) -> list[list[bytes]]:
+        """Split ``keys`` into the lists that the statements of one batch read bind."""
+        size = self.batch_size
+        if size is None:
+            return [list(keys)]
+        return [list(keys[i : i + size]) for i in range(0, len(keys), size)]
+
+    def single_batch(self, count: int) -> bool:
+        """Tell whether a batch read of ``count`` keys takes one statement."""
+        return self.batch_size is None or count <= self.batch_size
 
     # -- links ---------------------------------------------------------------------------------
 
@@ -398,16 +415,10 @@ class Dialect:
         self, conn: Connection, keys: Sequence[bytes], now: int
     ) -> dict[bytes, int]:
         """Return link key → pod for the live links among ``keys``."""
-        c = self.tables.links.c
         found: dict[bytes, int] = {}
-        for part in chunks(keys):
-            stmt = select(c.link_key, c.pod).where(c.link_key.in_(part), self.live)
-            found.update(conn.execute(stmt, {"now": now}).all())
+        for part in self.batches(keys):
+            found.update(conn.execute(self.select_live_batch, {"keys": part, "now": now}).all())
         return found
-
-    def batch_single_statement(self, count: int) -> bool:
-        """Tell whether reading ``count`` links takes one statement."""
-        return count <= IN_CHUNK
 
     def remove_linked_pod(
         self,

@@ -23,7 +23,7 @@ passed in, that takes an ``AUTOCOMMIT`` checkout of its pool.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
@@ -41,11 +41,11 @@ from .base import Dialect
 class PostgreSQLDialect(Dialect):
     """PostgreSQL 12+ through asyncpg (or another SQLAlchemy async driver)."""
 
+    batch_size = None  # the keys travel as one array, in one statement
+
     single_statement: ClassVar[frozenset[str]] = Dialect.single_statement | {
         "try_set_linked_pod",
         "set_linked_pod_if_absent",
-        "get_workload_state",
-        "batch_get_linked_pod",
     }
 
     def __init__(self, engine: AsyncEngine, tables: Tables, *, purge_batch_size: int) -> None:
@@ -133,28 +133,6 @@ class PostgreSQLDialect(Dialect):
     def set_workload_state(self, conn: Connection, row: dict[str, Any]) -> None:
         """``INSERT ... ON CONFLICT (service_key) DO UPDATE SET state``."""
         conn.execute(self.upsert_workload_state, row)
-
-    def get_workload_state(
-        self, conn: Connection, service_keys: Sequence[bytes]
-    ) -> dict[bytes, str]:
-        """``SELECT ... WHERE service_key = ANY($1)``."""
-        result = conn.execute(self.select_workloads, {"keys": list(service_keys)})
-        return dict(result.all())
-
-    def workload_single_statement(self, count: int) -> bool:
-        """Say yes: the keys travel as one array, in one statement."""
-        return True
-
-    def batch_get_linked_pod(
-        self, conn: Connection, keys: Sequence[bytes], now: int
-    ) -> dict[bytes, int]:
-        """``SELECT ... WHERE link_key = ANY($1) AND live``."""
-        result = conn.execute(self.select_live_batch, {"keys": list(keys), "now": now})
-        return dict(result.all())
-
-    def batch_single_statement(self, count: int) -> bool:
-        """Say yes: the keys travel as one array, in one statement."""
-        return True
 
     def purge_batch(self, conn: Connection, now: int) -> int:
         """Delete up to a batch of expired rows, skipping rows locked by operations."""
