@@ -9,8 +9,9 @@ MariaDB if they answer), it fills 1,000 links, then times sequential calls of
 a few operations through `stateful` (executor, validation, SQLAlchemy Core,
 retry loop) and through the bare driver (aiosqlite, asyncpg, asyncmy) issuing
 the very statements the backend issues (compiled from its own statement
-objects), with the same transaction framing. It prints µs per call and the
-ratio.
+objects), with the same transaction framing: a lone statement on its own in
+autocommit (SQLite: reads only), several between BEGIN and COMMIT. It prints
+µs per call and the ratio.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 import aiosqlite
 import asyncmy
 import asyncpg
-from sqlalchemy import ClauseElement, select
+from sqlalchemy import ClauseElement
 from sqlalchemy.engine import Dialect as SADialect
 from sqlalchemy.engine import make_url
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -33,7 +34,6 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from stateful import StatefulExecutor, SystemClock
 from stateful.backends.sql import SQLBackend, from_url, migrate_url
 from stateful.backends.sql.dialects.base import Dialect, LinkId
-from stateful.backends.sql.dialects.postgresql import PostgreSQLDialect
 from stateful.backends.sql.keys import link_key, owner_key, service_key
 
 Call = Callable[[int], Awaitable[object]]
@@ -78,15 +78,11 @@ class Raw:
         self.state_params = state_sample
         self.upsert_state = compile_once(d.upsert_pod_state, self.sa, state_sample)
         keys = [link_key(NS, uid, SVC) for uid in batch_uids]
-        if isinstance(d, PostgreSQLDialect):
-            self.batch = compile_once(d.select_live_batch, self.sa, {"keys": keys, "now": 0})
-            self.batch_params: dict[str, Any] = {"keys": keys}
-        else:
-            c = d.tables.links.c
-            stmt = select(c.link_key, c.pod).where(c.link_key.in_(keys), d.live)
-            state = stmt.compile(dialect=self.sa).construct_expanded_state({"now": 0})
-            self.batch_params = dict(state.parameters)
-            self.batch = (state.statement, list(state.positiontup or []))
+        # An IN list (SQLite, MariaDB) expands to one parameter per key; an array does not.
+        compiled = d.select_live_batch.compile(dialect=self.sa)
+        state = compiled.construct_expanded_state({"keys": keys, "now": 0})
+        self.batch_params: dict[str, Any] = dict(state.parameters)
+        self.batch = (state.statement, list(state.positiontup or []))
 
     @staticmethod
     def bind(prepared: tuple[str, list[str]], params: dict[str, Any]) -> Statement:
@@ -94,9 +90,13 @@ class Raw:
         return sql, [params[name] for name in names]
 
     async def read(self, statements: Sequence[Statement]) -> list[Any]:
-        raise NotImplementedError
+        return await self.run(statements, write=False)
 
     async def write(self, statements: Sequence[Statement]) -> list[Any]:
+        return await self.run(statements, write=True)
+
+    async def run(self, statements: Sequence[Statement], *, write: bool) -> list[Any]:
+        """Run ``statements`` framed as the backend frames them."""
         raise NotImplementedError
 
     async def set_linked_pod(self, uid: str, pod: int, now: int) -> object:
@@ -124,7 +124,7 @@ class Raw:
 
 
 class RawSQLite(Raw):
-    """aiosqlite, autocommit mode, explicit BEGIN [IMMEDIATE] / COMMIT as the backend."""
+    """aiosqlite in autocommit mode: a lone read, else BEGIN [IMMEDIATE] / COMMIT."""
 
     conn: aiosqlite.Connection
 
@@ -133,17 +133,14 @@ class RawSQLite(Raw):
         await self.conn.execute("PRAGMA journal_mode=WAL")
         await self.conn.execute("PRAGMA synchronous=NORMAL")
 
-    async def _run(self, begin: str, statements: Sequence[Statement]) -> list[Any]:
-        await self.conn.execute(begin)
+    async def run(self, statements: Sequence[Statement], *, write: bool) -> list[Any]:
+        lone = len(statements) == 1 and not write
+        if not lone:
+            await self.conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
         rows = [await (await self.conn.execute(sql, args)).fetchall() for sql, args in statements]
-        await self.conn.execute("COMMIT")
+        if not lone:
+            await self.conn.execute("COMMIT")
         return rows
-
-    async def read(self, statements: Sequence[Statement]) -> list[Any]:
-        return await self._run("BEGIN", statements)
-
-    async def write(self, statements: Sequence[Statement]) -> list[Any]:
-        return await self._run("BEGIN IMMEDIATE", statements)
 
     async def close(self) -> None:
         await self.conn.close()
@@ -160,25 +157,19 @@ class RawPostgres(Raw):
             host=u.host, port=u.port, user=u.username, password=u.password, database=u.database
         )
 
-    async def _run(self, statements: Sequence[Statement]) -> list[Any]:
+    async def run(self, statements: Sequence[Statement], *, write: bool) -> list[Any]:
         if len(statements) == 1:
             sql, args = statements[0]
             return [await self.conn.fetch(sql, *args)]
         async with self.conn.transaction():
             return [await self.conn.fetch(sql, *args) for sql, args in statements]
 
-    async def read(self, statements: Sequence[Statement]) -> list[Any]:
-        return await self._run(statements)
-
-    async def write(self, statements: Sequence[Statement]) -> list[Any]:
-        return await self._run(statements)
-
     async def close(self) -> None:
         await self.conn.close()
 
 
 class RawMySQL(Raw):
-    """asyncmy at READ COMMITTED: statements, then COMMIT, as the backend."""
+    """asyncmy, autocommit, READ COMMITTED: a lone statement, else START TRANSACTION / COMMIT."""
 
     conn: Any
 
@@ -191,25 +182,23 @@ class RawMySQL(Raw):
             password=u.password or "",
             database=u.database,
             charset="utf8mb4",
+            autocommit=True,
         )
         async with self.conn.cursor() as cur:
             await cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
-        await self.conn.commit()
 
-    async def _run(self, statements: Sequence[Statement]) -> list[Any]:
+    async def run(self, statements: Sequence[Statement], *, write: bool) -> list[Any]:
         rows = []
+        lone = len(statements) == 1
         async with self.conn.cursor() as cur:
+            if not lone:
+                await cur.execute("START TRANSACTION")
             for sql, args in statements:
                 await cur.execute(sql, args)
                 rows.append(await cur.fetchall())
-        await self.conn.commit()
+            if not lone:
+                await cur.execute("COMMIT")
         return rows
-
-    async def read(self, statements: Sequence[Statement]) -> list[Any]:
-        return await self._run(statements)
-
-    async def write(self, statements: Sequence[Statement]) -> list[Any]:
-        return await self._run(statements)
 
     async def close(self) -> None:
         self.conn.close()
