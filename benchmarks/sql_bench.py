@@ -10,14 +10,15 @@ a few operations through `stateful` (executor, validation, SQLAlchemy Core,
 retry loop) and through the bare driver (aiosqlite, asyncpg, asyncmy) issuing
 the very statements the backend issues (compiled from its own statement
 objects), with the same transaction framing: a lone statement on its own in
-autocommit (SQLite: reads only), several between BEGIN and COMMIT. It prints
-µs per call and the ratio.
+autocommit (SQLite: reads only), several between BEGIN and COMMIT. The two
+sides alternate in rounds; it prints the median µs per call and the ratio.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import statistics
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -204,12 +205,34 @@ class RawMySQL(Raw):
         self.conn.close()
 
 
+ROUNDS = 10
+
+
 async def timed(n: int, call: Call) -> float:
     """Return the mean seconds per call over ``n`` sequential calls."""
     start = time.perf_counter()
     for i in range(n):
         await call(i)
     return (time.perf_counter() - start) / n
+
+
+async def compared(n: int, ours: Call, theirs: Call) -> tuple[float, float]:
+    """Return the seconds per call of each, the median of `ROUNDS` alternating rounds.
+
+    Alternating keeps load from elsewhere on the machine (which comes and
+    goes) from landing on one side only.
+    """
+    per_round = max(n // ROUNDS, 1)
+    mine: list[float] = []
+    base: list[float] = []
+    for r in range(ROUNDS):
+        if r % 2:
+            mine.append(await timed(per_round, ours))
+            base.append(await timed(per_round, theirs))
+        else:
+            base.append(await timed(per_round, theirs))
+            mine.append(await timed(per_round, ours))
+    return statistics.median(mine), statistics.median(base)
 
 
 async def bench(
@@ -253,8 +276,7 @@ async def bench(
     for name, (ours, theirs) in cases.items():
         await timed(max(n // 10, 10), theirs)  # warm up both (prepared statements, caches)
         await timed(max(n // 10, 10), ours)
-        base = await timed(n, theirs)
-        mine = await timed(n, ours)
+        mine, base = await compared(n, ours, theirs)
         print(f"{name:28} {mine * 1e6:12.0f} {base * 1e6:9.0f} {mine / base:6.2f}")
     await raw.close()
     await ex.aclose()
