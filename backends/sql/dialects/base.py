@@ -11,7 +11,7 @@ The operations are written against SQLAlchemy's synchronous `Connection`, and
 `Dialect.run` runs a whole transaction (checkout, BEGIN, statements, COMMIT,
 return to the pool) in one greenlet: the async API would spawn a greenlet per
 checkout, statement and close, and shield the close in a task of its own,
-which costs more than the statements themselves on a fast database.
+which together cost about as much as a statement on a local database.
 
 The link statements rely on one SQL idiom: in ``INSERT ... ON CONFLICT DO
 UPDATE`` (PostgreSQL, SQLite) and ``INSERT ... ON DUPLICATE KEY UPDATE``
