@@ -180,6 +180,9 @@ class Dialect:
             "service": bindparam("b_service"),
             "state": bindparam("b_state"),
         }
+        # The two conditional link writes: one upsert each, deciding in SET.
+        self.try_set_statement = self.link_upsert(self.try_set_assignments())
+        self.if_absent_statement = self.link_upsert(self.if_absent_assignments())
 
     # -- the SET clauses that make an upsert the whole operation -----------------------
 
@@ -372,14 +375,8 @@ class Dialect:
         """One upsert deciding in SQL; return the pod now linked."""
         return self.upsert_link(conn, self.if_absent_statement, link, pod, expires_at, now)
 
-    @property
-    def try_set_statement(self) -> Insert:
-        """The upsert of `try_set_linked_pod` (built by the subclass)."""
-        raise NotImplementedError
-
-    @property
-    def if_absent_statement(self) -> Insert:
-        """The upsert of `set_linked_pod_if_absent` (built by the subclass)."""
+    def link_upsert(self, assignments: list[tuple[str, Any]]) -> Insert:
+        """Return this database's upsert of a link row with ``assignments`` on conflict."""
         raise NotImplementedError
 
     def upsert_link(

@@ -40,8 +40,6 @@ class MySQLDialect(Dialect):
         """Build the MariaDB/MySQL statements on top of the portable ones."""
         super().__init__(engine, tables, purge_batch_size=purge_batch_size)
         links = tables.links
-        self._try_set = self._link_upsert(self.try_set_assignments())
-        self._if_absent = self._link_upsert(self.if_absent_assignments())
         pods, workloads = tables.pod_states, tables.workload_states
         state: BindParameter[str] = bindparam("b_state")
         self.upsert_pod_state = (
@@ -58,23 +56,14 @@ class MySQLDialect(Dialect):
             .with_dialect_options(mysql_limit=purge_batch_size)
         )
 
-    def _link_upsert(self, assignments: list[tuple[str, Any]]) -> Insert:
+    def link_upsert(self, assignments: list[tuple[str, Any]]) -> Insert:
+        """Return the upsert of a link row with ``assignments`` on conflict."""
         # A list keeps the order of the assignments, which MariaDB applies in turn.
         return (
             mysql_insert(self.tables.links)
             .values(**self.link_values)
             .on_duplicate_key_update(assignments)
         )
-
-    @property
-    def try_set_statement(self) -> Insert:
-        """``INSERT ... ON DUPLICATE KEY UPDATE`` for `try_set_linked_pod`."""
-        return self._try_set
-
-    @property
-    def if_absent_statement(self) -> Insert:
-        """``INSERT ... ON DUPLICATE KEY UPDATE`` for the if-absent op."""
-        return self._if_absent
 
     def upsert_link(
         self,

@@ -54,8 +54,6 @@ class PostgreSQLDialect(Dialect):
         self.autocommit_engine = self.sync_engine.execution_options(isolation_level="AUTOCOMMIT")
         links = tables.links
         c = links.c
-        self._try_set = self._link_upsert(self.try_set_assignments())
-        self._if_absent = self._link_upsert(self.if_absent_assignments())
         self.insert_link_if_absent = (
             pg_insert(links)
             .values(**self.link_values)
@@ -91,7 +89,8 @@ class PostgreSQLDialect(Dialect):
         )
         self.purge = delete(links).where(c.link_key.in_(expired), c.expires_at <= self.now)
 
-    def _link_upsert(self, assignments: list[tuple[str, Any]]) -> Insert:
+    def link_upsert(self, assignments: list[tuple[str, Any]]) -> Insert:
+        """Return the upsert of a link row with ``assignments`` on conflict."""
         links = self.tables.links
         return (
             pg_insert(links)
@@ -99,16 +98,6 @@ class PostgreSQLDialect(Dialect):
             .on_conflict_do_update(index_elements=[links.c.link_key], set_=dict(assignments))
             .returning(links.c.pod)
         )
-
-    @property
-    def try_set_statement(self) -> Insert:
-        """``INSERT ... ON CONFLICT DO UPDATE ... RETURNING pod`` for `try_set_linked_pod`."""
-        return self._try_set
-
-    @property
-    def if_absent_statement(self) -> Insert:
-        """``INSERT ... ON CONFLICT DO UPDATE ... RETURNING pod`` for the if-absent op."""
-        return self._if_absent
 
     @contextmanager
     def open(self, *, write: bool, single: bool) -> Iterator[Connection]:

@@ -66,8 +66,6 @@ class SQLiteDialect(Dialect):
         """Build the SQLite upserts on top of the portable statements."""
         super().__init__(engine, tables, purge_batch_size=purge_batch_size)
         links = tables.links
-        self._try_set = self._link_upsert(self.try_set_assignments())
-        self._if_absent = self._link_upsert(self.if_absent_assignments())
         pods, workloads = tables.pod_states, tables.workload_states
         pod_insert = sqlite_insert(pods).values(pod=bindparam("b_pod"), **self.state_row)
         self.upsert_pod_state = pod_insert.on_conflict_do_update(
@@ -95,7 +93,8 @@ class SQLiteDialect(Dialect):
             return self.turn
         return writer_lock(self.database) if write else None
 
-    def _link_upsert(self, assignments: list[tuple[str, Any]]) -> Insert:
+    def link_upsert(self, assignments: list[tuple[str, Any]]) -> Insert:
+        """Return the upsert of a link row with ``assignments`` on conflict."""
         links = self.tables.links
         return (
             sqlite_insert(links)
@@ -103,16 +102,6 @@ class SQLiteDialect(Dialect):
             .on_conflict_do_update(index_elements=[links.c.link_key], set_=dict(assignments))
             .returning(links.c.pod)
         )
-
-    @property
-    def try_set_statement(self) -> Insert:
-        """``INSERT ... ON CONFLICT DO UPDATE ... RETURNING pod`` for `try_set_linked_pod`."""
-        return self._try_set
-
-    @property
-    def if_absent_statement(self) -> Insert:
-        """``INSERT ... ON CONFLICT DO UPDATE ... RETURNING pod`` for the if-absent op."""
-        return self._if_absent
 
     def lone_statement_ok(self, *, write: bool) -> bool:
         """Allow a lone SELECT (consistent by itself); writers always take the lock first."""
