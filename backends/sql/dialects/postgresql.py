@@ -25,9 +25,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, ClassVar
+from typing import Any
 
-from sqlalchemy import Insert, LargeBinary, any_, bindparam, delete, select
+from sqlalchemy import LargeBinary, Table, any_, bindparam, delete, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
@@ -35,18 +35,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..errors import RetryTransaction
 from ..schema import Tables
-from .base import Dialect
+from .on_conflict import OnConflictDialect
 
 
-class PostgreSQLDialect(Dialect):
+class PostgreSQLDialect(OnConflictDialect):
     """PostgreSQL 12+ through asyncpg (or another SQLAlchemy async driver)."""
 
     batch_size = None  # the keys travel as one array, in one statement
-
-    single_statement: ClassVar[frozenset[str]] = Dialect.single_statement | {
-        "try_set_linked_pod",
-        "set_linked_pod_if_absent",
-    }
 
     def __init__(self, engine: AsyncEngine, tables: Tables, *, purge_batch_size: int) -> None:
         """Build the PostgreSQL statements on top of the portable ones."""
@@ -64,19 +59,9 @@ class PostgreSQLDialect(Dialect):
         self.select_live_batch = select(c.link_key, c.pod).where(
             c.link_key == any_(keys), self.live
         )
-        pods, workloads = tables.pod_states, tables.workload_states
+        workloads = tables.workload_states
         self.select_workloads = select(workloads.c.service_key, workloads.c.state).where(
             workloads.c.service_key == any_(keys)
-        )
-        pod_insert = pg_insert(pods).values(pod=bindparam("b_pod"), **self.state_row)
-        self.upsert_pod_state = pod_insert.on_conflict_do_update(
-            index_elements=[pods.c.service_key, pods.c.pod],
-            set_={"state": pod_insert.excluded.state},
-        )
-        workload_insert = pg_insert(workloads).values(**self.state_row)
-        self.upsert_workload_state = workload_insert.on_conflict_do_update(
-            index_elements=[workloads.c.service_key],
-            set_={"state": workload_insert.excluded.state},
         )
         # SKIP LOCKED: never wait for rows an operation is changing; the outer
         # condition is re-checked on the row version deleted.
@@ -89,15 +74,9 @@ class PostgreSQLDialect(Dialect):
         )
         self.purge = delete(links).where(c.link_key.in_(expired), c.expires_at <= self.now)
 
-    def link_upsert(self, assignments: list[tuple[str, Any]]) -> Insert:
-        """Return the upsert of a link row with ``assignments`` on conflict."""
-        links = self.tables.links
-        return (
-            pg_insert(links)
-            .values(**self.link_values)
-            .on_conflict_do_update(index_elements=[links.c.link_key], set_=dict(assignments))
-            .returning(links.c.pod)
-        )
+    def insert_into(self, table: Table) -> Any:
+        """PostgreSQL's ``INSERT`` (``ON CONFLICT``, ``RETURNING``)."""
+        return pg_insert(table)
 
     @contextmanager
     def open(self, *, write: bool, single: bool) -> Iterator[Connection]:

@@ -25,17 +25,17 @@ from __future__ import annotations
 import asyncio
 import os
 import weakref
-from typing import Any, ClassVar
+from typing import Any
 
 import aiosqlite
-from sqlalchemy import Insert, bindparam, delete, select
+from sqlalchemy import Table, delete, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import await_
 
 from ..schema import Tables
-from .base import Dialect
+from .on_conflict import OnConflictDialect
 
 _writer_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
     weakref.WeakKeyDictionary()
@@ -54,29 +54,13 @@ def writer_lock(database: str) -> asyncio.Lock:
     return locks.setdefault(database, asyncio.Lock())
 
 
-class SQLiteDialect(Dialect):
+class SQLiteDialect(OnConflictDialect):
     """SQLite 3.35+ (``RETURNING``), through aiosqlite."""
-
-    single_statement: ClassVar[frozenset[str]] = Dialect.single_statement | {
-        "try_set_linked_pod",
-        "set_linked_pod_if_absent",
-    }
 
     def __init__(self, engine: AsyncEngine, tables: Tables, *, purge_batch_size: int) -> None:
         """Build the SQLite upserts on top of the portable statements."""
         super().__init__(engine, tables, purge_batch_size=purge_batch_size)
         links = tables.links
-        pods, workloads = tables.pod_states, tables.workload_states
-        pod_insert = sqlite_insert(pods).values(pod=bindparam("b_pod"), **self.state_row)
-        self.upsert_pod_state = pod_insert.on_conflict_do_update(
-            index_elements=[pods.c.service_key, pods.c.pod],
-            set_={"state": pod_insert.excluded.state},
-        )
-        workload_insert = sqlite_insert(workloads).values(**self.state_row)
-        self.upsert_workload_state = workload_insert.on_conflict_do_update(
-            index_elements=[workloads.c.service_key],
-            set_={"state": workload_insert.excluded.state},
-        )
         expired = (
             select(links.c.link_key)
             .where(links.c.expires_at <= self.now)
@@ -93,15 +77,9 @@ class SQLiteDialect(Dialect):
             return self.turn
         return writer_lock(self.database) if write else None
 
-    def link_upsert(self, assignments: list[tuple[str, Any]]) -> Insert:
-        """Return the upsert of a link row with ``assignments`` on conflict."""
-        links = self.tables.links
-        return (
-            sqlite_insert(links)
-            .values(**self.link_values)
-            .on_conflict_do_update(index_elements=[links.c.link_key], set_=dict(assignments))
-            .returning(links.c.pod)
-        )
+    def insert_into(self, table: Table) -> Any:
+        """SQLite's ``INSERT`` (``ON CONFLICT``, ``RETURNING`` since 3.35)."""
+        return sqlite_insert(table)
 
     def lone_statement_ok(self, *, write: bool) -> bool:
         """Allow a lone SELECT (consistent by itself); writers always take the lock first."""
