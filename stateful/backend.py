@@ -15,13 +15,52 @@ milliseconds). A link that is not live must behave as absent everywhere.
 Every method must be atomic: it takes effect at one instant, also when many
 executors, processes and connections share one store.
 
-To write a backend: subclass `Backend`, implement the thirteen operations and
+To write a backend: subclass `Backend`, implement the abstract operations and
 `aclose`, then prove it with `stateful.testing` (the conformance kit).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+from stateful.records import LinkInfo
+
+#: Page cursor of `Backend.pod_links_page`: opaque to the executor; None = start / done.
+Cursor = str | None
+
+
+@dataclass(slots=True)
+class CallState:
+    """What the executor wants to know about the call in progress (see `waiting_for_connection`)."""
+
+    waiting_for_connection: bool = False
+
+
+#: Set by the executor around each call made under a timeout.
+current_call: ContextVar[CallState | None] = ContextVar("stateful_current_call", default=None)
+
+
+@contextmanager
+def waiting_for_connection() -> Iterator[None]:
+    """Mark the wait for a pooled connection, so a timeout there is `PoolExhausted`.
+
+    Backends wrap their pool checkout in it: if the executor's timeout expires
+    inside, the caller gets `stateful.PoolExhausted` (nothing was sent)
+    instead of a plain `BackendUnavailable` (outcome unknown).
+    """
+    state = current_call.get()
+    if state is None:
+        yield
+        return
+    state.waiting_for_connection = True
+    try:
+        yield
+    finally:
+        state.waiting_for_connection = False
 
 
 class Backend(ABC):
@@ -51,13 +90,26 @@ class Backend(ABC):
 
     @abstractmethod
     async def set_service_state(
-        self, namespace: str, service_name: str, pod_id: int, state: str
+        self,
+        namespace: str,
+        service_name: str,
+        pod_id: int,
+        state: str,
+        ttl_seconds: int | None = None,
     ) -> None:
-        """Overwrite the state of one pod of a service."""
+        """Overwrite the state of one pod of a service.
+
+        With ``ttl_seconds`` (1..315360000) the state is gone that many seconds
+        later unless set again (a heartbeat); without it, it is permanent.
+        """
 
     @abstractmethod
     async def get_service_state(self, namespace: str, service_name: str) -> dict[int, str]:
-        """Return every pod state of a service, pod id → state."""
+        """Return every live pod state of a service, pod id → state."""
+
+    @abstractmethod
+    async def remove_service_state(self, namespace: str, service_name: str, pod_id: int) -> bool:
+        """Delete one pod's state; return whether it had a live one."""
 
     @abstractmethod
     async def set_workload_state(self, namespace: str, service_name: str, state: str) -> None:
@@ -130,7 +182,83 @@ class Backend(ABC):
     async def get_link_service(self, namespace: str, uid: str) -> dict[str, int]:
         """Return the uid's live permanent links, service → pod."""
 
+    @abstractmethod
+    async def get_link_info(self, namespace: str, uid: str, service_name: str) -> LinkInfo | None:
+        """Return the live link with its expiry and last update, or None."""
+
+    # -- pods ----------------------------------------------------------------------
+
+    @abstractmethod
+    async def pod_links_page(
+        self, namespace: str, service_name: str, pod_id: int, after: Cursor, limit: int
+    ) -> tuple[list[str], Cursor]:
+        """Return up to ``limit`` uids whose live link points at the pod, and the next cursor.
+
+        Uids come in an order that does not change while they stay linked,
+        starting strictly after the position ``after`` (None: the start). The
+        returned cursor continues from the last uid returned; None means the
+        pod has no more. A uid linked to the pod for the whole walk must come
+        exactly once; a uid must never come unless its link pointed at the pod
+        at some instant of the walk. Cost must grow with the pod's links, never
+        with the store's.
+        """
+
+    @abstractmethod
+    async def count_pod_links(self, namespace: str, service_name: str) -> dict[int, int]:
+        """Return live links per pod of the service, leaving out pods with none.
+
+        Exact whenever no write runs concurrently; cost grows with the
+        service's links and pods, never with the store's.
+        """
+
+    async def remove_pod_links_page(
+        self,
+        namespace: str,
+        service_name: str,
+        pod_id: int,
+        persist_seconds: int,
+        after: Cursor,
+        limit: int,
+    ) -> tuple[int, Cursor]:
+        """Apply `remove_linked_pod_with_id` to up to ``limit`` links of the pod.
+
+        Walks the pod's links as `pod_links_page` does, from ``after``; returns
+        how many were removed (a link that moved meanwhile is left alone) and
+        the cursor to continue from (None when done). This default does it one
+        link at a time; backends override it to do a page in fewer round trips.
+        """
+        uids, cursor = await self.pod_links_page(namespace, service_name, pod_id, after, limit)
+        removed = 0
+        for uid in uids:
+            if await self.remove_linked_pod_with_id(
+                namespace, uid, service_name, persist_seconds, pod_id
+            ):
+                removed += 1
+        return removed, cursor
+
+    @abstractmethod
+    async def place_linked_pod(
+        self,
+        namespace: str,
+        uid: str,
+        service_name: str,
+        persist_seconds: int,
+        pod_id: int | None,
+    ) -> int | None:
+        """Atomically: keep a live link or link the uid to ``pod_id``; return the pod.
+
+        If the uid has a live link, refresh it exactly as
+        `set_linked_pod_if_absent` does and return its pod. Otherwise link it
+        to ``pod_id`` (the executor's least-loaded choice) and return
+        ``pod_id``; when ``pod_id`` is None, change nothing and return None.
+        """
+
     # -- lifecycle -----------------------------------------------------------------
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, no-op by default
-        """Release connections and background tasks. Must be safe to call twice."""
+        """Release connections and background tasks. Must be safe to call twice.
+
+        The executor bounds it (`StatefulExecutor.aclose`) and cancels it when
+        the bound runs out: it must then stop waiting at once and drop (not
+        gracefully close) whatever connections are left.
+        """

@@ -1,4 +1,4 @@
-"""The exceptions of `stateful`: one base class, four kinds of failure."""
+"""The exceptions of `stateful`: one base class, and the kinds of failure under it."""
 
 from __future__ import annotations
 
@@ -32,3 +32,12 @@ class BackendUnavailable(BackendError):
 
 class SchemaError(BackendError):
     """The SQL schema is missing or outdated; the message says how to migrate."""
+
+
+class PoolExhausted(BackendUnavailable):
+    """Every connection of the backend's pool stayed busy for the whole wait.
+
+    Nothing was sent to the store: unlike other `BackendUnavailable` errors,
+    the call certainly did not take effect. Raised when the wait for a
+    connection outlasts the pool's own wait limit or the operation's timeout.
+    """
