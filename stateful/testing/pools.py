@@ -43,7 +43,7 @@ class Pools:
     #: identifier -> collision class, for the statistics.
     classes: dict[str, str] = field(default_factory=dict)
 
-    def add(self, pool: list[str], pair: tuple[str, str], kind: str) -> None:
+    def add(self, pool: list[str], pair: tuple[str, ...], kind: str) -> None:
         """Add both members of a colliding pair to ``pool`` (once each)."""
         for item in pair:
             if item not in pool:
@@ -70,17 +70,20 @@ def _pair(kind: str, base: str, limit: int, data: st.DataObject) -> tuple[str, s
 def draw_pools(data: st.DataObject, *, max_random: int = 1) -> Pools:
     """Draw one example's pools: every collision class present, plus a little random text."""
     pools = Pools()
-    sep = data.draw(st.sampled_from(SEPARATORS), label="separator")
-    # ("a", "b<sep>c") and ("a<sep>b", "c") alias under a naive join of namespace and uid;
-    # ("c<sep>s", "x") and ("c", "s<sep>x") under a join of uid and service.
-    pools.add(pools.namespaces, ("a", f"a{sep}b"), "prefix")
-    pools.add(pools.uids, ("c", f"b{sep}c"), "prefix")
-    pools.add(pools.services, ("s", f"c{sep}s"), "prefix")
+    # Half the examples use ":", the separator most key formats use.
+    sep = data.draw(st.sampled_from((":",) * (len(SEPARATORS) - 1) + SEPARATORS), label="separator")
+    # ("a", "c<sep>s") and ("a<sep>c", "s") alias under a naive join of namespace and uid;
+    # ("c", "s<sep>s") and ("c<sep>s", "s") under a join of uid and service.
+    pools.add(pools.namespaces, ("a", f"a{sep}c"), "prefix")
+    pools.add(pools.uids, ("s", "c", f"c{sep}s"), "prefix")
+    pools.add(pools.services, ("s", f"s{sep}s"), "prefix")
     pools.add(pools.namespaces, _pair("case", "n", MAX_NAMESPACE, data), "case")
     pools.add(pools.services, _pair("case", "v", MAX_SERVICE_NAME, data), "case")
     for kind in CLASSES:
         if kind != "prefix":
             pools.add(pools.uids, _pair(kind, "u", MAX_UID, data), kind)
+    # The escape most key formats use, always; _pair drew one more at random.
+    pools.add(pools.uids, ("u%3A", "u:"), "escape")
     # One more class in each of namespaces and services, varying per example.
     extra = ("space", "unicode", "escape", "length")
     pools.add(
