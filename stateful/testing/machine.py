@@ -60,7 +60,7 @@ PODS = (0, 0, 1, 1, 2, 3, 2**31 - 1)
 SET_PERSIST = (-1, -1, 1, 2, 3, 315_360_000)
 REMOVE_PERSIST = (-1, 0, 1, 2, 315_360_000)
 STATE_TTLS = (None, None, 1, 2, 3, 315_360_000)
-PAGE_SIZES = (1, 2, 3, 1000)
+PAGE_SIZES = (1, 2, 2, 3, 1000)
 # Clock moves that are not aimed at an expiry: a few steps, and far jumps.
 FAR_JUMPS_MS = (60_000, 3_600_000, 315_360_000_000)
 # Large batches: sizes past one and two chunks of 1,000, live uids at the edges.
@@ -103,6 +103,12 @@ ROUND_OPERATIONS = (
     "set_service_state",
     "remove_service_state",
     "get_service_state",
+)
+RACY_OPERATIONS = (
+    "set_linked_pod_if_absent",
+    "try_set_linked_pod",
+    "remove_linked_pod",
+    "remove_linked_pod_with_id",
 )
 CANCEL_OPERATIONS = (
     "set_linked_pod",
@@ -177,7 +183,12 @@ class ConformanceMachine(RuleBasedStateMachine):
         return type(self).capabilities.injected_clock
 
     def _link(self, data: st.DataObject) -> Key:
-        reuse: bool = data.draw(st.booleans(), label="reuse") if self.touched else False
+        # Mostly live or touched links: the interesting rules live on existing links.
+        live: list[Key] = sorted(k for k in self.model.live_links() if k in self.touched)
+        if live and bool(data.draw(st.booleans(), label="live link")):
+            chosen: Key = data.draw(st.sampled_from(live), label="link")
+            return chosen
+        reuse = bool(self.touched) and data.draw(st.integers(0, 3), label="reuse") > 0
         if reuse:
             return data.draw(st.sampled_from(self.touched), label="link")
         link = (
@@ -346,11 +357,6 @@ class ConformanceMachine(RuleBasedStateMachine):
         self._both(call)
 
     @rule(data=st.data())
-    def get_service_state(self, data: st.DataObject) -> None:
-        """Read a service's live pod states."""
-        self._both(self._call_for("get_service_state", data))
-
-    @rule(data=st.data())
     def remove_service_state(self, data: st.DataObject) -> None:
         """Delete a pod's state."""
         self._both(self._call_for("remove_service_state", data))
@@ -361,9 +367,13 @@ class ConformanceMachine(RuleBasedStateMachine):
         self._both(self._call_for("set_workload_state", data))
 
     @rule(data=st.data())
-    def get_workload_state(self, data: st.DataObject) -> None:
-        """Read workload states of a list of services (duplicates and empty lists too)."""
-        self._both(self._call_for("get_workload_state", data))
+    def read(self, data: st.DataObject) -> None:
+        """Call one of the reads (one rule for all, so rounds and writes come often enough)."""
+        operation = data.draw(st.sampled_from(READS), label="read")
+        if operation == "pod_links":
+            self.pod_links(data)
+        else:
+            self._both(self._call_for(operation, data))
 
     @rule(data=st.data())
     def set_linked_pod(self, data: st.DataObject) -> None:
@@ -381,21 +391,6 @@ class ConformanceMachine(RuleBasedStateMachine):
         self._both(self._call_for("set_linked_pod_if_absent", data))
 
     @rule(data=st.data())
-    def get_linked_pod(self, data: st.DataObject) -> None:
-        """Read one link."""
-        self._both(self._call_for("get_linked_pod", data))
-
-    @rule(data=st.data())
-    def get_linked_pod_if_persist(self, data: st.DataObject) -> None:
-        """Read one link if permanent."""
-        self._both(self._call_for("get_linked_pod_if_persist", data))
-
-    @rule(data=st.data())
-    def batch_get_linked_pod(self, data: st.DataObject) -> None:
-        """Read many links of one service (duplicates too)."""
-        self._both(self._call_for("batch_get_linked_pod", data))
-
-    @rule(data=st.data())
     def remove_linked_pod(self, data: st.DataObject) -> None:
         """Remove a link or keep it for a persist window."""
         self._both(self._call_for("remove_linked_pod", data))
@@ -406,33 +401,24 @@ class ConformanceMachine(RuleBasedStateMachine):
         self._both(self._call_for("remove_linked_pod_with_id", data))
 
     @rule(data=st.data())
-    def get_link_service(self, data: st.DataObject) -> None:
-        """List a uid's permanent links."""
-        self._both(self._call_for("get_link_service", data))
-
-    @rule(data=st.data())
-    def get_link_info(self, data: st.DataObject) -> None:
-        """Read a link with its expiry and last update (compared to the millisecond)."""
-        self._both(self._call_for("get_link_info", data))
-
-    @rule(data=st.data())
     def pod_links(self, data: st.DataObject) -> None:
         """Walk a pod's uids in small pages (compared as a set; duplicates are caught).
 
-        Mostly a pod that has links, so that pages end and start between uids.
+        Mostly a pod that has links, often after linking a few more uids to
+        it, so that pages end and start between uids.
         """
         call = self._call_for("pod_links", data)
-        ns, svc, _ = call.args
+        ns, svc, pod = call.args
+        for uid in data.draw(
+            st.lists(st.sampled_from(self.pools.uids), min_size=1, max_size=4, unique=True),
+            label="add",
+        ):
+            self._both(Call("set_linked_pod", (ns, uid, svc, pod, -1)))
         counts = self.model.count_pod_links(ns, svc)
         if counts and data.draw(st.integers(0, 3), label="busy pod") > 0:
             pod = data.draw(st.sampled_from(sorted(counts)), label="pod_id")
             call = Call("pod_links", (ns, svc, pod), call.kwargs)
         self._both(call)
-
-    @rule(data=st.data())
-    def count_pod_links(self, data: st.DataObject) -> None:
-        """Count live links per pod."""
-        self._both(self._call_for("count_pod_links", data))
 
     @rule(data=st.data())
     def remove_pod_links(self, data: st.DataObject) -> None:
@@ -455,9 +441,12 @@ class ConformanceMachine(RuleBasedStateMachine):
         kinds = ["near", "far"] + (["expiry"] * 4 if pending else [])
         kind = data.draw(st.sampled_from(kinds), label="move")
         if kind == "expiry":
-            target = data.draw(st.sampled_from(pending), label="expiry")
-            target += data.draw(st.sampled_from((0, -1, 1)), label="offset")
-            delta = max(0, target - now)
+            instant = data.draw(st.sampled_from(pending), label="expiry")
+            offset = data.draw(st.sampled_from((0, -1, 1)), label="offset")
+            if instant + offset >= now:
+                self.clock.advance_ms(instant + offset - now)
+                self._probe(data, instant, offset, every=False)
+            return
         elif kind == "near":
             delta = data.draw(st.integers(0, 2500), label="delta_ms")
         else:
@@ -490,8 +479,17 @@ class ConformanceMachine(RuleBasedStateMachine):
         self.clock.advance_ms(max(0, instant + offset - self.clock.now_ms()))
         if self.clock.now_ms() != instant + offset:
             return
+        self._probe(data, instant, offset, every=True)
+
+    def _probe(self, data: st.DataObject, instant: int, offset: int, *, every: bool) -> None:
+        """Call operations on a link or pod state expiring at ``instant`` (now is instant+offset).
+
+        ``every``: all reads in a random order, then one write; else one operation.
+        """
         links = [k for k, link in self.model.links.items() if link.expires_at == instant]
         states = [k for k, st_ in self.model.pod_states.items() if st_.expires_at == instant]
+        if not links and not states:
+            return
         if links:
             ns, uid, svc = data.draw(st.sampled_from(links), label="expiring link")
             pod = self.model.links[(ns, uid, svc)].pod
@@ -501,21 +499,71 @@ class ConformanceMachine(RuleBasedStateMachine):
             uid = data.draw(st.sampled_from(self.pools.uids), label="uid")
             what = "state"
         key = (ns, uid, svc)
-        for operation in data.draw(st.permutations(READS), label="reads"):
+        reads = data.draw(st.permutations(READS), label="reads") if every else ()
+        for operation in reads:
             call = self._call_for(operation, data, key)
             if operation == "pod_links":
                 call = Call(operation, (ns, svc, pod), call.kwargs)
             self._both(call)
-        operation = data.draw(st.sampled_from(WRITES), label="write at expiry")
+        # Mostly a read first: a store that forgets to drop what just expired shows there.
+        choices: tuple[str, ...]
+        if every or data.draw(st.integers(0, 3), label="write first") == 0:
+            choices = WRITES
+        else:
+            choices = READS
+        operation = data.draw(st.sampled_from(choices), label="operation at expiry")
         call = self._call_for(operation, data, key)
         if operation in ("remove_linked_pod_with_id", "remove_pod_links", "remove_service_state"):
             args = list(call.args)
             args[-1 if operation == "remove_linked_pod_with_id" else 2] = pod
             call = Call(operation, tuple(args), call.kwargs)
+        elif operation == "pod_links":
+            call = Call(operation, (ns, svc, pod), call.kwargs)
         self._both(call)
         self.features.add(f"{what}_expiry{offset:+d}")
-        self.features.add(f"write_at_expiry:{operation}")
-        event(f"at expiry {offset:+d} ms: {what}, then {operation}")
+        self.features.add(f"at_expiry:{operation}")
+        event(f"at expiry {offset:+d} ms: {what}, {operation}")
+
+    @precondition(lambda self: self.timed)
+    @rule(data=st.data())
+    def expiry_sweep(self, data: st.DataObject) -> None:
+        """Call each operation first thing at an expiry instant (or 1 ms either side).
+
+        For every operation in turn: make a link (or a heartbeat) that expires
+        in 1 s, land the clock on its instant plus an offset, and call the
+        operation on it before anything else touches the store.
+        """
+        offsets = data.draw(
+            st.lists(st.sampled_from((0, 1, -1)), min_size=1, max_size=3, unique=True),
+            label="offsets",
+        )
+        for index, operation in enumerate(data.draw(st.permutations(READS + WRITES), label="ops")):
+            offset = offsets[index % len(offsets)]
+            ns, uid, svc = self._link(data)
+            pod = data.draw(st.sampled_from(PODS), label="pod_id")
+            if operation in ("get_service_state", "set_service_state", "remove_service_state"):
+                state = data.draw(st.sampled_from(self.pools.states), label="state")
+                self._both(Call("set_service_state", (ns, svc, pod, state), (("ttl_seconds", 1),)))
+                what = "state"
+            else:
+                self._both(Call("set_linked_pod", (ns, uid, svc, pod, 1)))
+                what = "link"
+            self.clock.advance_ms(1000 + offset)
+            call = self._call_for(operation, data, (ns, uid, svc))
+            if operation in (
+                "remove_linked_pod_with_id",
+                "remove_pod_links",
+                "remove_service_state",
+            ):
+                args = list(call.args)
+                args[-1 if operation == "remove_linked_pod_with_id" else 2] = pod
+                call = Call(operation, tuple(args), call.kwargs)
+            elif operation == "pod_links":
+                call = Call(operation, (ns, svc, pod), call.kwargs)
+            self._both(call)
+            self.features.add(f"{what}_expiry{offset:+d}")
+            self.features.add(f"first_at_expiry:{operation}")
+        self.features.add("expiry_sweep")
 
     # -- large batches, limits, re-checks ------------------------------------------
 
@@ -623,17 +671,37 @@ class ConformanceMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.capabilities.concurrent)
     @rule(data=st.data())
     def concurrent_round(self, data: st.DataObject) -> None:
-        """Start 2-4 calls at once on several executors; some order must explain everything."""
+        """Start rounds of 2-4 calls at once on several executors.
+
+        A mixed round, then a race of one racy operation on a link with no
+        live link, then one on a live link: some order of the calls must
+        explain every answer and the state read afterwards.
+        """
+        for kind in ("mixed", "fresh", "live"):
+            self._round(data, kind)
+
+    def _round(self, data: st.DataObject, kind: str) -> None:
         focus = self._link(data)
+        race = kind != "mixed"
+        if kind == "fresh":
+            free = [u for u in self.pools.uids if self.model.live(focus[0], u, focus[2]) is None]
+            if free:
+                focus = (focus[0], data.draw(st.sampled_from(free), label="free uid"), focus[2])
         count = data.draw(st.integers(2, 4), label="calls")
+        pool = RACY_OPERATIONS if race else ROUND_OPERATIONS
+        racing = data.draw(st.sampled_from(pool), label="racing operation")
         calls = []
         for _ in range(count):
-            same = data.draw(st.integers(0, 3), label="same link") > 0
+            same = race or data.draw(st.integers(0, 3), label="same link") > 0
             key = focus if same else self._link(data)
-            operation = data.draw(st.sampled_from(ROUND_OPERATIONS), label="operation")
+            if race or data.draw(st.booleans(), label="same operation"):
+                operation = racing
+            else:
+                operation = data.draw(st.sampled_from(ROUND_OPERATIONS), label="operation")
             calls.append(self._call_for(operation, data, key))
         delays = data.draw(
-            st.lists(st.integers(0, 3), min_size=count, max_size=count), label="delays"
+            st.lists(st.sampled_from((0, 0, 0, 1, 2)), min_size=count, max_size=count),
+            label="delays",
         )
         answers = run(run_round(self.executors, calls, delays))
         found = linearizations(self.model, calls, answers)
@@ -750,10 +818,48 @@ class ConformanceMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def cancelled_call(self, data: st.DataObject) -> None:
         """Cancel a write, or time it out, at a random point: the store is fully before or after."""
-        call = self._call_for(data.draw(st.sampled_from(CANCEL_OPERATIONS), label="op"), data)
+        operations = data.draw(
+            st.lists(st.sampled_from(CANCEL_OPERATIONS), min_size=2, max_size=3, unique=True),
+            label="operations",
+        )
+        for operation in operations:
+            self._cancel_one(data, operation)
+
+    def _cancel_one(self, data: st.DataObject, operation: str) -> None:
+        call = self._call_for(operation, data)
+        if call.operation in ("set_service_state", "remove_service_state"):
+            # Mostly a pod that has a state: a half-done overwrite shows only there.
+            ns, svc = call.args[0], call.args[1]
+            live = sorted(self.model.get_service_state(ns, svc))
+            if not live:
+                self._both(Call("set_service_state", (ns, svc, call.args[2], "ready")))
+                live = [call.args[2]]
+            if data.draw(st.integers(0, 3), label="pod with a state") > 0:
+                args = list(call.args)
+                args[2] = data.draw(st.sampled_from(live), label="pod_id")
+                call = Call(call.operation, tuple(args), call.kwargs)
+        elif call.operation not in ("remove_pod_links",):
+            # A live link first: a half-done replacement or removal shows only there.
+            ns, uid, svc = call.args[:3]
+            if self.model.live(ns, uid, svc) is None:
+                self._both(Call("set_linked_pod", (ns, uid, svc, 1, -1)))
         mode = data.draw(st.sampled_from(("cancel", "timeout")), label="mode")
-        turns = data.draw(st.integers(0, 3), label="loop turns")
+        if mode == "cancel":
+            # Several attempts of the call, each cancelled after a different number of turns.
+            points = data.draw(
+                st.lists(st.sampled_from((1, 2, 3, 0)), min_size=1, max_size=3, unique=True),
+                label="loop turns",
+            )
+        else:
+            points = [0]
         seconds = data.draw(st.sampled_from((0.0, 0.0002, 0.001, 0.003)), label="timeout")
+        for turns in points:
+            self._interrupt(call, mode, turns, seconds)
+        self.writes += 1
+        self.features.add(f"{mode}_round")
+
+    def _interrupt(self, call: Call, mode: str, turns: int, seconds: float) -> None:
+        """Run ``call``, cancel it after ``turns`` loop turns or time it out; judge the store."""
 
         async def attempt() -> Any:
             work = asyncio.ensure_future(self._execute(call))
@@ -779,18 +885,14 @@ class ConformanceMachine(RuleBasedStateMachine):
             self._check(call, answer, expected)
             self.model = after
             self.features.add(f"{mode}_completed")
-        else:
-            self.features.add(f"{mode}_interrupted")
-            self._judge(
-                f"{call} interrupted ({mode})",
-                [
-                    self._key_of(call),
-                    *(self.touched if call.operation == "remove_pod_links" else []),
-                ],
-                [("before", before), ("after", after)],
-            )
-        self.writes += 1
-        self.features.add(f"{mode}_round")
+            return
+        self.features.add(f"{mode}_interrupted")
+        extra = self.touched if call.operation == "remove_pod_links" else []
+        self._judge(
+            f"{call} interrupted ({mode} after {turns} loop turns)",
+            [self._key_of(call), *extra],
+            [("before", before), ("after", after)],
+        )
 
 
 def conformance_machine(
