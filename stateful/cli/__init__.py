@@ -1,49 +1,141 @@
-"""The ``stateful`` command: ``demo``, ``migrate`` and ``purge``."""
+"""The ``stateful`` command: operate a routing store from a shell.
+
+Every command talks to the store at --url, else $STATEFUL_URL, else the
+embedded SQLite file of the demo (stateful-demo.db). Results are tables, or
+JSON with --json. Exit codes: 0 ok, 1 not found or refused, 2 usage or
+set-up error, 3 store unavailable or failed.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
+import logging
 from collections.abc import Sequence
+from typing import NoReturn
 
-DEFAULT_DEMO_URL = "sqlite+aiosqlite:///stateful-demo.db"  # an embedded file, no server
+from stateful.cli import admin, links, pods, states
+from stateful.cli.output import UNAVAILABLE, USAGE, CommandFailed, Output
+from stateful.cli.store import URL_VARIABLE, store_url
+from stateful.errors import BackendError, StatefulError, ValidationError
+
+__all__ = ["main"]
+
+DEFAULT_TIMEOUT_S = 10.0  # an operator's command never hangs on a stalled store
+
+EPILOG = f"""\
+store URL: --url, else ${URL_VARIABLE}, else sqlite+aiosqlite:///stateful-demo.db
+exit codes: 0 ok, 1 not found or refused, 2 usage or set-up error, 3 store unavailable
+examples:
+  stateful --url redis://localhost:6379/0 link info prod alice game
+  stateful pod count prod game
+  stateful link set prod alice game 3
+"""
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="stateful", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="walk through routing a few users to pods")
-    demo.add_argument("url", nargs="?", default=DEFAULT_DEMO_URL, help="store URL")
-    migrate = commands.add_parser("migrate", help="create or upgrade the SQL schema")
-    migrate.add_argument("url", help="SQLAlchemy async URL, e.g. postgresql+asyncpg://...")
-    migrate.add_argument("--table-prefix", default=None, help="table name prefix")
-    purge = commands.add_parser("purge", help="delete expired links from a SQL store")
-    purge.add_argument("url", help="SQLAlchemy async URL")
-    purge.add_argument("--table-prefix", default=None, help="table name prefix")
-    return parser
+class _Parser(argparse.ArgumentParser):
+    """An argparse parser whose errors are one line on stderr and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USAGE, f"{self.prog}: {message} (see: {self.prog} --help)\n")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    from stateful import __version__
+    from stateful.registry import DISTRIBUTION
+
+    try:
+        return f"{DISTRIBUTION} {version(DISTRIBUTION)}"
+    except PackageNotFoundError:  # run from a checkout that is not installed
+        return f"{DISTRIBUTION} {__version__}"
+
+
+def _common() -> argparse.ArgumentParser:
+    # Accepted before or after the command: SUPPRESS keeps a subcommand from
+    # resetting what was given before it.
+    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    common.add_argument("--url", help=f"store URL (default: ${URL_VARIABLE}, else the demo file)")
+    common.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    common.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help=f"limit for each store operation (default {DEFAULT_TIMEOUT_S:g})",
+    )
+    common.add_argument(
+        "--debug", action="store_true", help="log each operation and show tracebacks on stderr"
+    )
+    return common
+
+
+def parser() -> argparse.ArgumentParser:
+    """Build the ``stateful`` argument parser."""
+    common = _common()
+    top = _Parser(
+        prog="stateful",
+        description="Operate a stateful routing store: links of users to pods, pod states, "
+        "workload states.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[common],
+    )
+    top.set_defaults(url=None, json=False, timeout=DEFAULT_TIMEOUT_S, debug=False)
+    top.add_argument("--version", action="version", version=_version())
+    commands = top.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
+    links.add_commands(commands, common)
+    states.add_commands(commands, common)
+    pods.add_commands(commands, common)
+    admin.add_commands(commands, common)
+    return top
+
+
+async def _with_store(args: argparse.Namespace, out: Output) -> int:
+    from stateful.registry import connect
+
+    observer = None
+    if args.debug:
+        from stateful.telemetry import LoggingObserver
+
+        observer = LoggingObserver()
+    async with connect(store_url(args), timeout=args.timeout, observer=observer) as ex:
+        code: int = await args.handler(ex, args, out)
+        return code
+
+
+def _failure(error: BaseException) -> tuple[int, str]:
+    if isinstance(error, CommandFailed):
+        return error.code, str(error)
+    if isinstance(error, ValidationError):
+        return USAGE, f"invalid {error}"
+    if isinstance(error, BackendError):
+        return UNAVAILABLE, f"store failed: {error}"
+    if isinstance(error, StatefulError):
+        return USAGE, str(error)
+    return UNAVAILABLE, f"unexpected error: {type(error).__name__}: {error}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit status."""
-    args = _parser().parse_args(argv)
-    if args.command == "demo":
-        from stateful.walkthrough import walkthrough
-
-        asyncio.run(walkthrough(args.url))
-        return 0
-
-    from stateful.backends import sql
-
-    options = {} if args.table_prefix is None else {"table_prefix": args.table_prefix}
-    if args.command == "migrate":
-        revision = asyncio.run(sql.migrate_url(args.url, **options))
-        print(f"stateful: {args.url} is at schema revision {revision}")
-    else:
-        deleted = asyncio.run(sql.purge_url(args.url, **options))
-        print(f"stateful: purged {deleted} expired links")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+    args = parser().parse_args(argv)
+    out = Output(args.json)
+    if args.debug:
+        logging.basicConfig(format="%(name)s %(levelname)s %(message)s")
+        logging.getLogger("stateful").setLevel(logging.DEBUG)
+    try:
+        if hasattr(args, "run"):
+            code: int = args.run(args, out)
+            return code
+        return asyncio.run(_with_store(args, out))
+    except KeyboardInterrupt:
+        out.note("interrupted")
+        return 130
+    except Exception as exc:
+        code, message = _failure(exc)
+        if args.debug:
+            logging.getLogger("stateful").debug("command failed", exc_info=exc)
+        out.note(message)
+        return code
