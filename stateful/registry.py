@@ -16,15 +16,12 @@ import importlib.util
 import re
 from importlib.metadata import entry_points
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from stateful.backend import Backend
 from stateful.clock import Clock
 from stateful.errors import StatefulError, ValidationError
-from stateful.executor import StatefulExecutor
-
-if TYPE_CHECKING:
-    from stateful.telemetry import Observer
+from stateful.executor import DEFAULT_CLOSE_TIMEOUT, Observer, StatefulExecutor
 
 ENTRY_POINT_GROUP = "stateful.backends"
 
@@ -94,6 +91,20 @@ def is_sql_url(url: str) -> bool:
     return scheme not in _registered and _SQL_SCHEME.match(scheme) is not None
 
 
+def prefix_option(url: str) -> str | None:
+    """Return the option that namespaces the store's keys or tables for ``url``.
+
+    ``prefix`` (Redis keys), ``table_prefix`` (SQL tables), or None for
+    backends without one.
+    """
+    scheme = _scheme_of(url)
+    if scheme in _registered:
+        return None
+    if _BUILTIN.get(scheme, ("", ""))[1] == "redis":
+        return "prefix"
+    return "table_prefix" if _SQL_SCHEME.match(scheme) else None
+
+
 def _import(module_name: str, extra: str) -> ModuleType:
     try:
         return importlib.import_module(module_name)
@@ -157,7 +168,7 @@ def connect(
     *,
     clock: Clock | None = None,
     timeout: float | None = None,
-    close_timeout: float | None = None,
+    close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
     observer: Observer | None = None,
     **options: Any,
 ) -> StatefulExecutor:
@@ -172,13 +183,11 @@ def connect(
     """
     factory = backend_factory(url)
     backend = factory(url, clock=clock, **options)
-    executor_options: dict[str, Any] = {"timeout": timeout}
-    if close_timeout is not None:
-        executor_options["close_timeout"] = close_timeout
     if observer is not None:
         from stateful.telemetry import OpenTelemetryObserver  # imports no OpenTelemetry
 
         if isinstance(observer, OpenTelemetryObserver) and observer.url is None:
             observer.url = url
-        executor_options["observer"] = observer
-    return StatefulExecutor(backend, **executor_options)
+    return StatefulExecutor(
+        backend, timeout=timeout, close_timeout=close_timeout, observer=observer
+    )

@@ -19,17 +19,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+
+from stateful.executor import Finish
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import TracerProvider
 
 logger = logging.getLogger("stateful")
-
-Finished = Callable[[BaseException | None], None]
 
 # The semantic conventions' advisory buckets for db.client.operation.duration (seconds).
 DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
@@ -41,14 +40,6 @@ ERROR_METRIC = "stateful.client.operation.errors"
 NAMESPACE_ATTRIBUTE = "stateful.namespace"
 SERVICE_ATTRIBUTE = "stateful.service_name"
 INSTRUMENTATION_NAME = "stateful"
-
-
-class Observer(Protocol):
-    """What the executor calls around each operation."""
-
-    def started(self, operation: str, namespace: str | None, service_name: str | None) -> Finished:
-        """Note that ``operation`` starts; return the function to call when it ends."""
-        ...
 
 
 def store_attributes(url: str) -> dict[str, str | int]:
@@ -150,7 +141,7 @@ class OpenTelemetryObserver:
         self._url = value
         self._store = store_attributes(value) if value is not None else {}
 
-    def started(self, operation: str, namespace: str | None, service_name: str | None) -> Finished:
+    def started(self, operation: str, namespace: str | None, service_name: str | None) -> Finish:
         """Open the operation's span and start its clock; return what closes them."""
         attributes: dict[str, Any] = {**self._store, "db.operation.name": operation}
         if namespace is not None:
@@ -188,7 +179,7 @@ class LoggingObserver:
         """Log to ``log`` (default: the ``stateful`` logger)."""
         self._log = log or logger
 
-    def started(self, operation: str, namespace: str | None, service_name: str | None) -> Finished:
+    def started(self, operation: str, namespace: str | None, service_name: str | None) -> Finish:
         """Start timing ``operation``; the returned function logs how it ended."""
         start = time.perf_counter()
 

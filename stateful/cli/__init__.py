@@ -16,7 +16,7 @@ from typing import NoReturn
 
 from stateful.cli import admin, links, pods, states
 from stateful.cli.output import UNAVAILABLE, USAGE, CommandFailed, Output
-from stateful.cli.store import URL_VARIABLE, store_url
+from stateful.cli.store import PREFIX_VARIABLE, URL_VARIABLE, store_options, store_url
 from stateful.errors import BackendError, StatefulError, ValidationError
 
 __all__ = ["main"]
@@ -57,6 +57,10 @@ def _common() -> argparse.ArgumentParser:
     # resetting what was given before it.
     common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
     common.add_argument("--url", help=f"store URL (default: ${URL_VARIABLE}, else the demo file)")
+    common.add_argument(
+        "--prefix",
+        help=f"Redis key prefix or SQL table prefix of the store (default: ${PREFIX_VARIABLE})",
+    )
     common.add_argument("--json", action="store_true", help="print JSON instead of a table")
     common.add_argument(
         "--timeout",
@@ -81,7 +85,7 @@ def parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[common],
     )
-    top.set_defaults(url=None, json=False, timeout=DEFAULT_TIMEOUT_S, debug=False)
+    top.set_defaults(url=None, prefix=None, json=False, timeout=DEFAULT_TIMEOUT_S, debug=False)
     top.add_argument("--version", action="version", version=_version())
     commands = top.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=_Parser
@@ -101,7 +105,9 @@ async def _with_store(args: argparse.Namespace, out: Output) -> int:
         from stateful.telemetry import LoggingObserver
 
         observer = LoggingObserver()
-    async with connect(store_url(args), timeout=args.timeout, observer=observer) as ex:
+    url = store_url(args)
+    options = store_options(args, url)
+    async with connect(url, timeout=args.timeout, observer=observer, **options) as ex:
         code: int = await args.handler(ex, args, out)
         return code
 

@@ -8,7 +8,7 @@ import importlib
 from typing import Any
 
 from stateful.cli.output import OK, USAGE, CommandFailed, Output
-from stateful.cli.store import DEFAULT_URL, store_url
+from stateful.cli.store import DEFAULT_URL, store_options, store_url
 from stateful.errors import StatefulError
 from stateful.registry import is_sql_url, sql_backend_module
 
@@ -21,7 +21,7 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     ):
         parser = commands.add_parser(name, parents=[common], help=help_text, description=help_text)
         parser.add_argument("store", metavar="URL", nargs="?", help="store URL (or --url)")
-        parser.add_argument("--table-prefix", default=None, help="SQL table name prefix")
+        parser.add_argument("--table-prefix", dest="prefix", help="the same as --prefix")
         parser.set_defaults(run=run)
     demo = commands.add_parser(
         "demo",
@@ -46,17 +46,13 @@ def _url(args: argparse.Namespace) -> str:
     return args.store or store_url(args)
 
 
-def _prefix(args: argparse.Namespace) -> dict[str, str]:
-    return {} if args.table_prefix is None else {"table_prefix": args.table_prefix}
-
-
 def migrate(args: argparse.Namespace, out: Output) -> int:
     """Bring a SQL store to the newest schema revision; other stores have no schema."""
     url = _url(args)
     if not is_sql_url(url):
         out.note(f"{url.partition('://')[0]} stores have no schema: nothing to migrate")
         return OK
-    revision = asyncio.run(sql_backend_module(url).migrate_url(url, **_prefix(args)))
+    revision = asyncio.run(sql_backend_module(url).migrate_url(url, **store_options(args, url)))
     if out.as_json:
         out.json({"revision": revision})
     else:
@@ -78,7 +74,7 @@ def purge(args: argparse.Namespace, out: Output) -> int:
         if out.as_json:
             out.json({"purged": 0})
         return OK
-    deleted = asyncio.run(sql_backend_module(url).purge_url(url, **_prefix(args)))
+    deleted = asyncio.run(sql_backend_module(url).purge_url(url, **store_options(args, url)))
     if out.as_json:
         out.json({"purged": deleted})
     else:

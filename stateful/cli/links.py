@@ -231,10 +231,9 @@ async def batch_get(ex: StatefulExecutor, args: argparse.Namespace, out: Output)
     rows = [[uid, pod_of[uid]] for uid in dict.fromkeys(uids) if uid in pod_of]
     if out.as_json:
         out.json([{"uid": uid, "pod": pod} for uid, pod in rows])
-    else:
-        if rows:
-            out.table(["uid", "pod"], rows)
-        unlinked = len(dict.fromkeys(uids)) - len(rows)
-        if unlinked:
-            out.note(f"{unlinked} of {len(dict.fromkeys(uids))} uids have no live link")
+    elif rows:
+        out.table(["uid", "pod"], rows)
+    asked = len(dict.fromkeys(uids))
+    if asked > len(rows):
+        out.note(f"{asked - len(rows)} of {asked} uids have no live link")
     return OK

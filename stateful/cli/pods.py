@@ -67,11 +67,13 @@ async def count_links(ex: StatefulExecutor, args: argparse.Namespace, out: Outpu
     """Print every pod that has a live state or live links, with both."""
     states = await ex.get_service_state(args.namespace, args.service)
     counts = await ex.count_pod_links(args.namespace, args.service)
-    rows = [[pod, states.get(pod, "-"), counts.get(pod, 0)] for pod in sorted({*states, *counts})]
+    pods = sorted({*states, *counts})
     if out.as_json:
-        out.json([{"pod": pod, "state": states.get(pod), "links": n} for pod, _, n in rows])
-    elif rows:
-        out.table(["pod", "state", "links"], rows)
+        out.json([{"pod": p, "state": states.get(p), "links": counts.get(p, 0)} for p in pods])
+    elif pods:
+        out.table(
+            ["pod", "state", "links"], [[p, states.get(p, "-"), counts.get(p, 0)] for p in pods]
+        )
         out.note(f"{sum(counts.values())} live links on {len(counts)} pods")
     else:
         out.note(f"{args.service!r} has no pod with a live state or a live link")

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import Any
 
-from stateful.cli.output import NOT_FOUND, CommandFailed, Output
+from stateful.cli.output import NOT_FOUND, USAGE, CommandFailed, Output
 from stateful.executor import StatefulExecutor
+from stateful.registry import prefix_option
 
 URL_VARIABLE = "STATEFUL_URL"
+PREFIX_VARIABLE = "STATEFUL_PREFIX"
 DEFAULT_URL = "sqlite+aiosqlite:///stateful-demo.db"  # the embedded file `stateful demo` uses
 READY = "ready"
 
@@ -17,6 +20,21 @@ def store_url(args: argparse.Namespace) -> str:
     """Return the store URL: ``--url``, else ``$STATEFUL_URL``, else the demo's SQLite file."""
     url: str | None = getattr(args, "url", None)
     return url or os.environ.get(URL_VARIABLE) or DEFAULT_URL
+
+
+def store_options(args: argparse.Namespace, url: str) -> dict[str, Any]:
+    """Return the backend options for ``url``: the key or table prefix, if one was given.
+
+    ``--prefix``, else ``$STATEFUL_PREFIX``: the Redis key prefix or the SQL
+    table prefix the routers were configured with.
+    """
+    prefix: str | None = getattr(args, "prefix", None) or os.environ.get(PREFIX_VARIABLE)
+    if not prefix:
+        return {}
+    option = prefix_option(url)
+    if option is None:
+        raise CommandFailed(USAGE, f"--prefix: {url.partition('://')[0]} stores have no prefix")
+    return {option: prefix}
 
 
 def ttl_persist(ttl: int | None) -> int:
