@@ -124,6 +124,13 @@ def _failure(error: BaseException) -> tuple[int, str]:
     return UNAVAILABLE, f"unexpected error: {type(error).__name__}: {error}"
 
 
+def _one_line(message: str) -> str:
+    # Driver messages span lines (SQLAlchemy adds a "Background on this error"
+    # link); an operator's terminal and log scrapers want one line.
+    lines = [line.strip() for line in message.splitlines()]
+    return " ".join(line for line in lines if line and not line.startswith("(Background on"))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
     args = parser().parse_args(argv)
@@ -143,5 +150,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         code, message = _failure(exc)
         if args.debug:
             logging.getLogger("stateful").debug("command failed", exc_info=exc)
-        out.note(message)
+        out.note(_one_line(message))
         return code
