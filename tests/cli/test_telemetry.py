@@ -168,3 +168,15 @@ def test_no_opentelemetry_import_without_an_observer() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout == "[]\n"
+
+
+async def test_uids_reach_no_log_record_above_debug(caplog: pytest.LogCaptureFixture) -> None:
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    with caplog.at_level(logging.DEBUG, logger="stateful"):
+        async with stateful.connect(url, timeout=5, close_timeout=5) as ex:
+            with pytest.raises(stateful.BackendUnavailable):
+                await ex.set_linked_pod("prod", UID, "game", 1, -1)
+    assert caplog.records, "the failure was not logged at all"
+    for record in caplog.records:
+        if record.levelno > logging.DEBUG:
+            never_mentions_the_uid(record.getMessage())
