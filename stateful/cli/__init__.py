@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
@@ -131,9 +132,27 @@ def _one_line(message: str) -> str:
     return " ".join(line for line in lines if line and not line.startswith("(Background on"))
 
 
+def _bench_arguments(argv: Sequence[str]) -> list[str] | None:
+    # ``stateful bench ...`` hands everything after ``bench`` (``--help``
+    # included) to the benchmark, which argparse's REMAINDER cannot do for
+    # leading options.
+    valued = {"--url", "--prefix", "--timeout"}
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):
+        i += 2 if argv[i] in valued else 1
+    if i < len(argv) and argv[i] == "bench":
+        return list(argv[i + 1 :])
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
-    args = parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    bench = _bench_arguments(argv)
+    if bench is not None:
+        args = argparse.Namespace(rest=bench, run=admin.run_bench, json=False, debug=False)
+    else:
+        args = parser().parse_args(argv)
     out = Output(args.json)
     if args.debug:
         logging.basicConfig(format="%(name)s %(levelname)s %(message)s")

@@ -32,14 +32,10 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     demo.add_argument("store", metavar="URL", nargs="?", help="store URL (or --url)")
     demo.set_defaults(run=run_demo)
-    bench = commands.add_parser(
-        "bench",
-        help="measure operation latency and throughput on a store",
-        description="Measure the store; arguments go to the benchmark (stateful bench --help).",
-        add_help=False,
+    # Listed for --help only: main() hands everything after "bench" to the benchmark.
+    commands.add_parser(
+        "bench", help="measure latency and throughput of a store (stateful bench --help)"
     )
-    bench.add_argument("rest", nargs=argparse.REMAINDER)
-    bench.set_defaults(run=run_bench)
 
 
 def _url(args: argparse.Namespace) -> str:

@@ -135,3 +135,18 @@ def test_the_console_script_and_python_m(tmp_path: Path) -> None:
     assert found.stdout == '{"namespace": "prod", "uid": "alice", "service": "game", "pod": 3}\n'
     usage = script(stateful_script, "link", "--help", cwd=tmp_path, env=env)
     assert usage.returncode == 0 and "``" not in usage.stdout and "`" not in usage.stdout
+
+
+def test_bench_gets_every_argument_after_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[list[str]] = []
+
+    def fake_main(argv: list[str]) -> int:
+        seen.append(argv)
+        return 4
+
+    fake = types.ModuleType("stateful.bench")
+    fake.main = fake_main  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "stateful.bench", fake)
+    assert main(["bench", "--help"]) == 4
+    assert main(["--url", "memory://", "--json", "bench", "memory://", "--json"]) == 4
+    assert seen == [["--help"], ["memory://", "--json"]]
