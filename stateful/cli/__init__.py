@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -125,6 +127,14 @@ def _failure(error: BaseException) -> tuple[int, str]:
     return UNAVAILABLE, f"unexpected error: {type(error).__name__}: {error}"
 
 
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):
+        pass  # stdout is not a file (tests capture it): nothing will complain
+
+
 def _one_line(message: str) -> str:
     # Driver messages span lines (SQLAlchemy adds a "Background on this error"
     # link); an operator's terminal and log scrapers want one line.
@@ -165,6 +175,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         out.note("interrupted")
         return 130
+    except BrokenPipeError:
+        # The reader went away (`stateful pod links ... | head`): stop quietly,
+        # as a command killed by SIGPIPE would, and keep Python from
+        # complaining when it flushes stdout at exit.
+        _silence_stdout()
+        return 141
     except Exception as exc:
         code, message = _failure(exc)
         if args.debug:

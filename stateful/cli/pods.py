@@ -74,7 +74,8 @@ async def count_links(ex: StatefulExecutor, args: argparse.Namespace, out: Outpu
         out.table(
             ["pod", "state", "links"], [[p, states.get(p, "-"), counts.get(p, 0)] for p in pods]
         )
-        out.note(f"{sum(counts.values())} live links on {len(counts)} pods")
+        linked = len(counts)
+        out.note(f"{sum(counts.values())} live links on {linked} pod{'' if linked == 1 else 's'}")
     else:
         out.note(f"{args.service!r} has no pod with a live state or a live link")
     return OK
