@@ -621,11 +621,30 @@ class ConformanceMachine(RuleBasedStateMachine):
         run(self._compare_whole_state())
         self.answers_still_hold()
 
+    @staticmethod
+    def _padded(members: list[str], size: int) -> list[str]:
+        """Put ``members`` at the chunk edges of a batch of ``size`` (> 2,000) uids."""
+        uids = [f"bulk-{i}" for i in range(size)]
+        edges = (1000, 2000, 999, 1999)
+        for index, member in enumerate(members):
+            uids[edges[index] if index < len(edges) else size - index] = member
+        return uids
+
     async def _compare_whole_state(self) -> None:
         calls: list[Call] = []
+        # One service per comparison reads its uids inside a batch of 2,001+ (chunk edges).
+        big = self.touched[self.steps % len(self.touched)] if self.touched else None
         for ns in self.pools.namespaces:
             for svc in self.pools.services:
-                calls.append(Call("batch_get_linked_pod", (ns, self.pools.uids, svc)))
+                uids = self.pools.uids
+                if (
+                    big is not None
+                    and (ns, svc) == (big[0], big[2])
+                    and self.capabilities.missing("large_batch") is None
+                ):
+                    uids = self._padded(self.pools.uids, 2001 + self.steps % 500)
+                    self.features.update(("batch>1000", "batch>2000"))
+                calls.append(Call("batch_get_linked_pod", (ns, uids, svc)))
                 calls.append(Call("get_service_state", (ns, svc)))
                 calls.append(Call("count_pod_links", (ns, svc)))
             calls.append(Call("get_workload_state", (ns, self.pools.services)))

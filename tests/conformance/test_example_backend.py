@@ -23,6 +23,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "jsonfile-backend"
+PIP_WHEEL = (sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet")
 
 
 def _pip(python: Path, *args: str, cwd: Path) -> None:
@@ -45,8 +46,7 @@ def test_example_backend_passes_the_kit_from_a_fresh_venv(
     _pip(python, "install", "--no-deps", "--quiet", str(built_wheel), cwd=tmp_path)
     dist = tmp_path / "dist"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
-         "-w", str(dist), str(EXAMPLE)],  # fmt: skip
+        [*PIP_WHEEL, "-w", str(dist), str(EXAMPLE)],
         check=True,
         cwd=tmp_path,
         timeout=300,
