@@ -1,0 +1,128 @@
+"""Concurrent histories on every backend: several processes, one hot set of keys, all checked.
+
+Each round, every client (about 8 on each key) makes random link operations
+on a few hot keys of a fresh namespace, with the store's clock held still;
+the merged history of all processes must be linearizable. The memory backend
+runs its clients as tasks of one process; the others as several processes,
+each with its own executors and connections.
+
+Figures are printed (``pytest -s`` shows them). Longer runs:
+``STATEFUL_RELIABILITY=deep`` (or ``HYPOTHESIS_PROFILE=deep``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from stateful import ManualClock, StatefulExecutor
+from stateful.backends.memory import MemoryBackend
+from stateful.testing.history import History, HistoryRecorder
+from stateful.testing.linearizability import check_history
+from tests.reliability.conftest import Target, scale
+from tests.reliability.workload import ROUND_STEP_MS, START_MS, plan_for, prepare, run_client
+
+REPO = Path(__file__).resolve().parents[2]
+PROCESSES = 4
+CLIENTS_PER_PROCESS = 2  # 8 clients, every one on every hot key
+CHILD_LIMIT_S = 120.0
+
+
+def _check_rounds(backend: str, histories: list[History]) -> None:
+    operations = 0
+    for round_no, history in enumerate(histories):
+        now_ms = START_MS + round_no * ROUND_STEP_MS
+        result = check_history(history, now_ms=now_ms, budget_s=20.0)
+        assert result.verdict == "ok", f"{backend}, round {round_no}:\n{result}"
+        operations += result.operations
+    counts = History.merge(histories).counts()
+    print(
+        f"\n[histories] {backend}: {len(histories)} histories, {operations} operations "
+        f"checked linearizable (ok {counts['ok']}, maybe {counts['maybe']}, "
+        f"error {counts['error']})"
+    )
+
+
+async def test_memory_histories_are_linearizable() -> None:
+    rounds, ops = scale(3, 40), scale(40, 60)
+    clock = ManualClock(START_MS)
+    executor = StatefulExecutor(MemoryBackend(clock=clock))
+    histories = []
+    base = f"mem-{uuid.uuid4().hex[:8]}"
+    try:
+        for round_no in range(rounds):
+            clock.advance_ms(START_MS + round_no * ROUND_STEP_MS - clock.now_ms())
+            plan = plan_for(base, round_no)
+            await prepare(executor, plan)
+            history = History()
+            clients = [HistoryRecorder(executor, client=f"c{c}", history=history) for c in range(8)]
+            await asyncio.gather(
+                *(run_client(rec, plan, f"{c}-{round_no}", ops) for c, rec in enumerate(clients))
+            )
+            histories.append(history)
+    finally:
+        await executor.aclose()
+    _check_rounds("memory", histories)
+
+
+async def run_processes(target: Target, tmp_path: Path, rounds: int, ops: int) -> list[History]:
+    """Run the workload in `PROCESSES` child processes; return the merged history of each round."""
+    base = f"h-{uuid.uuid4().hex[:8]}"
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    children = []
+    for process in range(PROCESSES):
+        config = {
+            "url": target.url,
+            "options": target.options,
+            "process": process,
+            "processes": PROCESSES,
+            "executors": 2,
+            "clients": CLIENTS_PER_PROCESS,
+            "rounds": rounds,
+            "ops": ops,
+            "seed": base,
+            "base": base,
+            "barrier": str(barrier),
+        }
+        children.append(
+            await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "tests.reliability.workload",
+                json.dumps(config),
+                cwd=REPO,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+        )
+    try:
+        async with asyncio.timeout(CHILD_LIMIT_S):
+            outputs = await asyncio.gather(*(child.communicate() for child in children))
+    finally:
+        for child in children:
+            if child.returncode is None:
+                child.kill()
+                await child.wait()
+    per_round: list[list[History]] = [[] for _ in range(rounds)]
+    for child, (out, err) in zip(children, outputs, strict=True):
+        assert child.returncode == 0, f"child failed ({child.returncode}):\n{err.decode()[-3000:]}"
+        for round_no, text in enumerate(json.loads(out)["rounds"]):
+            per_round[round_no].append(History.from_json(text))
+    return [History.merge(parts) for parts in per_round]
+
+
+async def test_histories_across_processes_are_linearizable(target: Target, tmp_path: Path) -> None:
+    rounds, ops = scale(2, 20), scale(40, 60)
+    started = time.monotonic()
+    histories = await run_processes(target, tmp_path, rounds, ops)
+    for history in histories:
+        clients = {op.client for op in history}
+        assert len(clients) == PROCESSES * CLIENTS_PER_PROCESS
+        assert history.counts()["ok"] > len(history) // 2, "most calls must succeed"
+    _check_rounds(f"{target.name} ({PROCESSES} processes)", histories)
+    print(f"[histories] {target.name}: {time.monotonic() - started:.1f} s")

@@ -1,0 +1,160 @@
+"""Random mixes of link operations on a few hot keys, recorded for the checker.
+
+Used in-process (memory backend, cancellation storms) and as a child process::
+
+    python -m tests.reliability.workload '<config JSON>'
+
+which runs its rounds against ``config["url"]`` and prints one JSON object,
+``{"rounds": [<History JSON>, ...]}``, on stdout. Processes of one run meet at
+a file barrier before each round so that their calls overlap in time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import stateful
+from stateful import ManualClock, StatefulExecutor
+from stateful.testing.history import History, HistoryRecorder
+
+#: Clock of round 0; round r runs at START_MS + r * ROUND_STEP_MS (held still within it).
+START_MS = 1_800_000_000_000
+ROUND_STEP_MS = 3_600_000
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one round touches: a namespace, its hot keys, the pods to use."""
+
+    namespace: str
+    uids: tuple[str, ...]
+    services: tuple[str, ...]
+    pods: tuple[int, ...]
+
+
+def plan_for(base: str, round_no: int) -> Plan:
+    """The round's plan: a fresh namespace (every history starts from an empty store)."""
+    return Plan(
+        namespace=f"{base}-r{round_no}",
+        # Identifiers that would alias under a naive key encoding.
+        uids=("u:1", "u", "U "),
+        services=("s", "s:{x}"),
+        pods=(0, 1, 2, 7),
+    )
+
+
+def random_call(rng: random.Random, plan: Plan) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+    """One random link operation of the plan (every link operation of the API can come)."""
+    ns, uid, svc = plan.namespace, rng.choice(plan.uids), rng.choice(plan.services)
+    pod = rng.choice(plan.pods)
+    ttl = rng.choice((-1, -1, 30, 300))
+    removal = rng.choice((-1, 0, 60))
+    roll = rng.random()
+    if roll < 0.13:
+        return "set_linked_pod", (ns, uid, svc, pod, ttl), {}
+    if roll < 0.24:
+        return "try_set_linked_pod", (ns, uid, svc, pod, ttl), {}
+    if roll < 0.38:
+        return "set_linked_pod_if_absent", (ns, uid, svc, pod, ttl), {}
+    if roll < 0.48:
+        return "get_linked_pod", (ns, uid, svc), {}
+    if roll < 0.53:
+        return "get_linked_pod_if_persist", (ns, uid, svc), {}
+    if roll < 0.60:
+        return "remove_linked_pod", (ns, uid, svc, removal), {}
+    if roll < 0.67:
+        return "remove_linked_pod_with_id", (ns, uid, svc, removal, pod), {}
+    if roll < 0.74:
+        return "get_link_info", (ns, uid, svc), {}
+    if roll < 0.79:
+        return "batch_get_linked_pod", (ns, list(plan.uids), svc), {}
+    if roll < 0.83:
+        return "get_link_service", (ns, uid), {}
+    if roll < 0.90:
+        return "place_linked_pod", (ns, uid, svc, ttl), {}
+    if roll < 0.95:
+        return "pod_links", (ns, svc, pod), {"page_size": 2}
+    if roll < 0.98:
+        return "count_pod_links", (ns, svc), {}
+    return "remove_pod_links", (ns, svc, pod, removal), {}
+
+
+async def prepare(executor: StatefulExecutor, plan: Plan) -> None:
+    """Give every pod of the plan a state, so that placements have somewhere to go."""
+    for svc in plan.services:
+        for pod in plan.pods:
+            await executor.set_service_state(
+                plan.namespace, svc, pod, "draining" if pod == 7 else "ready"
+            )
+
+
+async def run_client(
+    recorder: HistoryRecorder, plan: Plan, seed: int | str, operations: int, *, swallow: bool = True
+) -> None:
+    """Make ``operations`` random calls in a row; failures are recorded, not raised."""
+    rng = random.Random(seed)
+    for _ in range(operations):
+        name, args, kwargs = random_call(rng, plan)
+        try:
+            await recorder.call(name, *args, **kwargs)
+        except stateful.StatefulError:
+            if not swallow:
+                raise
+
+
+def _barrier(folder: Path, round_no: int, processes: int, me: str, limit_s: float = 60.0) -> None:
+    (folder / f"{round_no}.{me}").touch()
+    deadline = time.monotonic() + limit_s
+    while len(list(folder.glob(f"{round_no}.*"))) < processes:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"barrier of round {round_no}: the other processes never came")
+        time.sleep(0.005)
+
+
+async def child(config: dict[str, Any]) -> dict[str, Any]:
+    """Run every round of one process: its own executors, connections and clients."""
+    me = f"p{config['process']}"
+    clock = ManualClock(START_MS)
+    executors = [
+        stateful.connect(config["url"], clock=clock, **config["options"])
+        for _ in range(config["executors"])
+    ]
+    rounds: list[str] = []
+    try:
+        for round_no in range(config["rounds"]):
+            clock.advance_ms(START_MS + round_no * ROUND_STEP_MS - clock.now_ms())
+            plan = plan_for(config["base"], round_no)
+            await prepare(executors[0], plan)
+            _barrier(Path(config["barrier"]), round_no, config["processes"], me)
+            history = History()
+            recorders = [
+                HistoryRecorder(executors[c % len(executors)], client=f"{me}c{c}", history=history)
+                for c in range(config["clients"])
+            ]
+            await asyncio.gather(
+                *(
+                    run_client(rec, plan, f"{config['seed']}-{me}-{c}-{round_no}", config["ops"])
+                    for c, rec in enumerate(recorders)
+                )
+            )
+            rounds.append(history.to_json())
+    finally:
+        for executor in executors:
+            await executor.aclose()
+    return {"rounds": rounds}
+
+
+if __name__ == "__main__":
+    settings = json.loads(sys.argv[1])
+    output = asyncio.run(child(settings))
+    sys.stdout.write(json.dumps(output))
+    sys.stdout.flush()
+    os._exit(0)  # skip interpreter teardown: the parent waits on this process
