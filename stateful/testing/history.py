@@ -27,9 +27,10 @@ import asyncio
 import json
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from stateful.clock import Clock
 from stateful.errors import PoolExhausted, StatefulError, ValidationError
 from stateful.executor import StatefulExecutor
 from stateful.records import LinkInfo
@@ -72,7 +73,8 @@ class Operation:
     """One call of one client: what was asked, when, and how it ended.
 
     ``invoked_ns`` and ``returned_ns`` are ``time.monotonic_ns()`` readings;
-    ``returned_ns`` is None when the caller never saw an answer (cancelled).
+    ``returned_ns`` is None when the call's effect has no known end: cancelled,
+    timed out or failed calls ("maybe"), which may still take effect later.
     ``result`` is the returned value for ``"ok"``, else None; ``error`` names
     the exception type for ``"error"`` and ``"maybe"``.
     """
@@ -86,6 +88,8 @@ class Operation:
     result: Any = None
     error: str | None = None
     kwargs: tuple[tuple[str, Any], ...] = ()
+    #: The store's clock (ms) when the call was made, if the recorder was given it.
+    now_ms: int | None = None
 
     @property
     def key(self) -> tuple[str, str, str] | None:
@@ -122,6 +126,7 @@ class Operation:
             "outcome": self.outcome,
             "result": _encode(self.result),
             "error": self.error,
+            "now_ms": self.now_ms,
         }
 
     @classmethod
@@ -137,6 +142,7 @@ class Operation:
             outcome=data["outcome"],
             result=_decode(data["result"]),
             error=data["error"],
+            now_ms=data.get("now_ms"),
         )
 
 
@@ -173,6 +179,22 @@ class History:
         """Parse `to_json`'s output."""
         return cls([Operation.from_json(item) for item in json.loads(text)])
 
+    def settled(self, at_ns: int) -> History:
+        """Return a copy where every call of unknown outcome ended by ``at_ns``.
+
+        For a test that knows no call was still running at ``at_ns`` (every
+        task done, the executor idle): it bounds where the checker may place
+        cancelled and timed-out calls, which keeps the search small.
+        """
+        return History(
+            [
+                replace(op, returned_ns=at_ns)
+                if op.outcome == "maybe" and op.returned_ns is None
+                else op
+                for op in self.operations
+            ]
+        )
+
     def counts(self) -> dict[str, int]:
         """How many operations ended in each outcome."""
         counts = {"ok": 0, "error": 0, "maybe": 0}
@@ -187,20 +209,29 @@ class HistoryRecorder:
     ``await recorder.call("set_linked_pod", ns, uid, svc, pod, ttl)`` returns
     or raises exactly what the executor does. ``pod_links`` (an async
     iterator) is collected into a list of uids. Several recorders may share
-    one `History` (pass ``history=``), one per client.
+    one `History` (pass ``history=``), one per client. Given the store's
+    ``clock`` (a `ManualClock` moved only between rounds), each operation
+    records the time it was made at, so one history may span clock moves.
     """
 
     def __init__(
-        self, executor: StatefulExecutor, *, client: str, history: History | None = None
+        self,
+        executor: StatefulExecutor,
+        *,
+        client: str,
+        history: History | None = None,
+        clock: Clock | None = None,
     ) -> None:
         """Record the calls made through ``executor`` under the name ``client``."""
         self.executor = executor
         self.client = client
         self.history = history if history is not None else History()
+        self.clock = clock
 
     async def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
         """Call ``executor.<name>(*args, **kwargs)`` and record the call."""
         method = getattr(self.executor, name)
+        now = None if self.clock is None else self.clock.now_ms()
         invoked = time.monotonic_ns()
         returned: int | None = None
         try:
@@ -210,28 +241,37 @@ class HistoryRecorder:
                 result = await method(*args, **kwargs)
             returned = time.monotonic_ns()
         except asyncio.CancelledError:
-            self._record(name, args, kwargs, invoked, None, "maybe", None, "CancelledError")
+            self._record(now, name, args, kwargs, invoked, None, "maybe", None, "CancelledError")
             raise
         except (ValidationError, PoolExhausted) as exc:
             self._record(
-                name, args, kwargs, invoked, time.monotonic_ns(), "error", None, type(exc).__name__
+                now,
+                name,
+                args,
+                kwargs,
+                invoked,
+                time.monotonic_ns(),
+                "error",
+                None,
+                type(exc).__name__,
             )
             raise
         except (StatefulError, TimeoutError) as exc:
-            self._record(
-                name, args, kwargs, invoked, time.monotonic_ns(), "maybe", None, type(exc).__name__
-            )
+            # The call may still take effect later (a shielded call finishing in
+            # the background, a command already sent): no end to its window.
+            self._record(now, name, args, kwargs, invoked, None, "maybe", None, type(exc).__name__)
             raise
         except BaseException as exc:
             # Not the executor's contract (a driver error escaped): the call's
             # effect is unknown, and the test will see the exception anyway.
-            self._record(name, args, kwargs, invoked, None, "maybe", None, type(exc).__name__)
+            self._record(now, name, args, kwargs, invoked, None, "maybe", None, type(exc).__name__)
             raise
-        self._record(name, args, kwargs, invoked, returned, "ok", result, None)
+        self._record(now, name, args, kwargs, invoked, returned, "ok", result, None)
         return result
 
     def _record(
         self,
+        now: int | None,
         name: str,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
@@ -252,6 +292,7 @@ class HistoryRecorder:
                 outcome=outcome,
                 result=result,
                 error=error,
+                now_ms=now,
             )
         )
 

@@ -41,7 +41,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from stateful.clock import ManualClock
 from stateful.testing.history import History, Operation
 from stateful.testing.model import ReferenceModel
 
@@ -88,6 +87,7 @@ class _Step:
     invoked: int
     returned: float  # _NEVER for operations whose answer was not seen
     required: bool
+    now: int  # the store's clock for this operation (ms)
     name: str  # the model method
     args: tuple[Any, ...]
     kwargs: dict[str, Any] = field(default_factory=dict)
@@ -118,11 +118,15 @@ class _OutOfTime(Exception):
 def check_history(
     history: History | Iterable[Operation],
     *,
-    now_ms: int,
+    now_ms: int | None = None,
     budget_s: float = 10.0,
     minimise: bool = True,
 ) -> CheckResult:
     """Decide whether ``history`` is linearizable, with the store's clock at ``now_ms``.
+
+    Operations recorded with their own clock reading (`Operation.now_ms`, a
+    recorder given the store's `ManualClock`) use it instead: one history
+    may then span clock moves made while no call was running.
 
     ``budget_s`` bounds the whole check; when it runs out the verdict is
     ``"unknown"``. With ``minimise`` a violation's report carries a 1-minimal
@@ -132,7 +136,7 @@ def check_history(
     deadline = started + budget_s
     operations = list(history)
     try:
-        steps = _split(operations)
+        steps = _split(operations, now_ms)
     except _Violation as exc:
         return CheckResult(
             "violation",
@@ -144,7 +148,7 @@ def check_history(
         )
     for key, key_steps in steps.items():
         try:
-            failure = _search(key, key_steps, now_ms, deadline)
+            failure = _search(key, key_steps, deadline)
         except _OutOfTime:
             return CheckResult(
                 "unknown",
@@ -158,7 +162,7 @@ def check_history(
         if failure is not None:
             report = failure
             if minimise:
-                report += "\n" + _minimal_report(key, key_steps, now_ms, deadline)
+                report += "\n" + _minimal_report(key, key_steps, deadline)
             return CheckResult(
                 "violation",
                 report,
@@ -175,7 +179,7 @@ def check_history(
 # -- splitting a history into per-key steps ---------------------------------------------
 
 
-def _split(operations: list[Operation]) -> dict[Key, list[_Step]]:
+def _split(operations: list[Operation], now_ms: int | None) -> dict[Key, list[_Step]]:
     """Turn the history into per-key steps, dropping what cannot matter."""
     steps: dict[Key, list[_Step]] = defaultdict(list)
     live_ops = [op for op in operations if op.outcome != "error"]
@@ -201,13 +205,18 @@ def _split(operations: list[Operation]) -> dict[Key, list[_Step]]:
         if op.outcome == "maybe" and op.is_read:
             continue  # an unseen answer of a read constrains nothing
         invoked = op.invoked_ns
-        returned: float = op.returned_ns if op.outcome == "ok" and op.returned_ns else _NEVER
+        # An unknown outcome's window ends where the test bounded it (History.settled).
+        returned: float = _NEVER if op.returned_ns is None else op.returned_ns
         required = op.outcome == "ok"
+        now = op.now_ms if op.now_ms is not None else now_ms
+        if now is None:
+            raise ValueError(f"{op.describe()}: no clock reading; pass now_ms=")
         base: dict[str, Any] = {
             "origin": op,
             "invoked": invoked,
             "returned": returned,
             "required": required,
+            "now": now,
         }
         expected = op.result if required else _ANY
         if op.name == "place_linked_pod":
@@ -227,7 +236,7 @@ def _split(operations: list[Operation]) -> dict[Key, list[_Step]]:
             for uid in sorted(by_service[(ns, svc)]):
                 steps[(ns, uid, svc)].append(
                     _Step(
-                        **{**base, "required": False, "returned": _NEVER},
+                        **{**base, "required": False},
                         name="remove_linked_pod_with_id",
                         args=(ns, uid, svc, persist, pod),
                         note=f"one link's removal by remove_pod_links, uid {uid!r}",
@@ -372,12 +381,22 @@ def _split_pod_links(
 # -- the search ---------------------------------------------------------------------------
 
 
+class _SettableClock:
+    """The model's clock: set to each operation's time before the model runs it."""
+
+    value = 0
+
+    def now_ms(self) -> int:
+        return self.value
+
+
 class _KeyModel:
     """The reference model narrowed to one key, with states that can be saved and restored."""
 
-    def __init__(self, key: Key, now_ms: int) -> None:
+    def __init__(self, key: Key) -> None:
         self.key = key
-        self.model = ReferenceModel(ManualClock(now_ms))
+        self.clock = _SettableClock()
+        self.model = ReferenceModel(self.clock)
         self.tables = [name for name, value in vars(self.model).items() if isinstance(value, dict)]
 
     def load(self, state: State) -> None:
@@ -394,8 +413,9 @@ class _KeyModel:
                 saved.append((name, table[self.key]))
         return tuple(saved)
 
-    def run(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        return getattr(self.model, name)(*args, **kwargs)
+    def run(self, step: _Step, name: str, args: tuple[Any, ...]) -> Any:
+        self.clock.value = step.now
+        return getattr(self.model, name)(*args, **step.kwargs)
 
 
 def _transitions(model: _KeyModel, step: _Step, state: State) -> list[State]:
@@ -403,7 +423,7 @@ def _transitions(model: _KeyModel, step: _Step, state: State) -> list[State]:
     outcomes = []
     for name, args in ((step.name, step.args), *step.alternatives):
         model.load(state)
-        answer = model.run(name, args, step.kwargs)
+        answer = model.run(step, name, args)
         if step.predicate is not None:
             fits = step.predicate(answer)
         else:
@@ -413,7 +433,7 @@ def _transitions(model: _KeyModel, step: _Step, state: State) -> list[State]:
     return outcomes
 
 
-def _search(key: Key, steps: list[_Step], now_ms: int, deadline: float) -> str | None:
+def _search(key: Key, steps: list[_Step], deadline: float) -> str | None:
     """Return None if the key's steps linearize, else the first line of a report."""
     steps = _prune(steps)
     if not steps:
@@ -426,7 +446,14 @@ def _search(key: Key, steps: list[_Step], now_ms: int, deadline: float) -> str |
         if step.required:
             required_mask |= 1 << i
     by_return = sorted((s.returned, i) for i, s in enumerate(steps) if s.required)
-    model = _KeyModel(key, now_ms)
+    # Placing step j puts its instant after j's invocation: every optional step
+    # whose window closed before that can no longer come, and is left out.
+    closed_before = [0] * n
+    for j, later in enumerate(steps):
+        for i, step in enumerate(steps):
+            if not step.required and step.returned < later.invoked:
+                closed_before[j] |= 1 << i
+    model = _KeyModel(key)
     cache: dict[tuple[int, State], list[State]] = {}
     seen: set[tuple[int, State]] = set()
     stack: list[tuple[int, State]] = [(0, ())]
@@ -457,7 +484,7 @@ def _search(key: Key, steps: list[_Step], now_ms: int, deadline: float) -> str |
             if memo not in cache:
                 cache[memo] = _transitions(model, step, state)
             for after in cache[memo]:
-                stack.append((mask | 1 << i, after))
+                stack.append((mask | 1 << i | closed_before[i], after))
     return _first_line(key, steps, best[1], best[2], model)
 
 
@@ -474,7 +501,7 @@ def _first_line(key: Key, steps: list[_Step], mask: int, state: State, model: _K
     pending = [s for i, s in enumerate(steps) if s.required and not mask >> i & 1]
     stuck = min(pending, key=lambda s: s.returned)
     model.load(state)
-    allows = model.run(stuck.name, stuck.args, stuck.kwargs)
+    allows = model.run(stuck, stuck.name, stuck.args)
     placed = [s for i, s in enumerate(steps) if mask >> i & 1]
     after = f"after {len(placed)} operations placed" if placed else "on an empty store"
     return (
@@ -487,7 +514,7 @@ def _show(state: State) -> str:
     return ", ".join(f"{name}={value!r}" for name, value in state) or "none"
 
 
-def _minimal_report(key: Key, steps: list[_Step], now_ms: int, deadline: float) -> str:
+def _minimal_report(key: Key, steps: list[_Step], deadline: float) -> str:
     """Return a 1-minimal failing sub-history of the key's steps (greedy removal, in budget)."""
     kept = list(steps)
     complete = True
@@ -498,7 +525,7 @@ def _minimal_report(key: Key, steps: list[_Step], now_ms: int, deadline: float) 
             break
         trial = kept[:i] + kept[i + 1 :]
         try:
-            still_fails = _search(key, trial, now_ms, deadline) is not None
+            still_fails = _search(key, trial, deadline) is not None
         except _OutOfTime:
             complete = False
             break

@@ -25,9 +25,16 @@ import stateful
 from stateful import ManualClock, StatefulExecutor
 from stateful.testing.history import History, HistoryRecorder
 
-#: Clock of round 0; round r runs at START_MS + r * ROUND_STEP_MS (held still within it).
+#: Clock of round 0. The clock is held still within a round and moves between
+#: rounds by these steps (cycled): onto the last live millisecond of the 30 s
+#: links of round 0, onto their expiry instant, then past the others.
 START_MS = 1_800_000_000_000
-ROUND_STEP_MS = 3_600_000
+CLOCK_STEPS_MS = (29_999, 1, 60_000, 240_000, 3_600_000)
+
+
+def round_time(round_no: int) -> int:
+    """The store's clock (ms) during round ``round_no``."""
+    return START_MS + sum(CLOCK_STEPS_MS[i % len(CLOCK_STEPS_MS)] for i in range(round_no))
 
 
 @dataclass(frozen=True)
@@ -40,10 +47,10 @@ class Plan:
     pods: tuple[int, ...]
 
 
-def plan_for(base: str, round_no: int) -> Plan:
-    """The round's plan: a fresh namespace (every history starts from an empty store)."""
+def plan_for(base: str) -> Plan:
+    """A run's plan: a fresh namespace (every history starts from an empty store)."""
     return Plan(
-        namespace=f"{base}-r{round_no}",
+        namespace=base,
         # Identifiers that would alias under a naive key encoding.
         uids=("u:1", "u", "U "),
         services=("s", "s:{x}"),
@@ -110,12 +117,13 @@ async def run_client(
                 raise
 
 
-def _barrier(folder: Path, round_no: int, processes: int, me: str, limit_s: float = 60.0) -> None:
-    (folder / f"{round_no}.{me}").touch()
+def _barrier(folder: Path, name: str, processes: int, me: str, limit_s: float = 60.0) -> None:
+    """Wait until every process has reached the barrier ``name`` (a file each)."""
+    (folder / f"{name}.{me}").touch()
     deadline = time.monotonic() + limit_s
-    while len(list(folder.glob(f"{round_no}.*"))) < processes:
+    while len(list(folder.glob(f"{name}.*"))) < processes:
         if time.monotonic() > deadline:
-            raise TimeoutError(f"barrier of round {round_no}: the other processes never came")
+            raise TimeoutError(f"barrier {name}: the other processes never came")
         time.sleep(0.005)
 
 
@@ -128,12 +136,14 @@ async def child(config: dict[str, Any]) -> dict[str, Any]:
         for _ in range(config["executors"])
     ]
     rounds: list[str] = []
+    plan = plan_for(config["base"])
     try:
         for round_no in range(config["rounds"]):
-            clock.advance_ms(START_MS + round_no * ROUND_STEP_MS - clock.now_ms())
-            plan = plan_for(config["base"], round_no)
+            # Every process finished the previous round: the clock may move.
+            _barrier(Path(config["barrier"]), f"{round_no}-clock", config["processes"], me)
+            clock.advance_ms(round_time(round_no) - clock.now_ms())
             await prepare(executors[0], plan)
-            _barrier(Path(config["barrier"]), round_no, config["processes"], me)
+            _barrier(Path(config["barrier"]), f"{round_no}-go", config["processes"], me)
             history = History()
             recorders = [
                 HistoryRecorder(executors[c % len(executors)], client=f"{me}c{c}", history=history)
