@@ -17,6 +17,7 @@ pod (ties: lowest id); across processes, counts read just before.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter, deque
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
@@ -38,33 +39,40 @@ class _Reading:
 
 @dataclass(slots=True)
 class _ServiceLoad:
-    """What one executor knows of one service's load between readings."""
+    """What one executor knows of one service's load between readings.
+
+    ``in_flight`` counts placements decided and not yet completed;
+    ``completed`` (in completion order) those completed after the last
+    reading started, which that reading may not show.
+    """
 
     tick: int = 0
-    pending: list[_Placement] = field(default_factory=list)
+    in_flight: Counter[int] = field(default_factory=Counter)
+    completed: deque[_Placement] = field(default_factory=deque)
+    completed_per_pod: Counter[int] = field(default_factory=Counter)
     reading: asyncio.Future[_Reading] | None = None
 
-    def pending_on(self, pod: int, reading: _Reading) -> int:
-        return sum(
-            1
-            for placement in self.pending
-            if placement.pod == pod
-            and (placement.done_at is None or placement.done_at > reading.started_at)
-        )
+    def pending_on(self, pod: int) -> int:
+        return self.in_flight[pod] + self.completed_per_pod[pod]
+
+    def decide(self, pod: int) -> _Placement:
+        self.in_flight[pod] += 1
+        return _Placement(pod)
 
     def settle(self, reading: _Reading) -> None:
         # Placements completed before this reading started are in its counts.
-        self.pending = [
-            p for p in self.pending if p.done_at is None or p.done_at > reading.started_at
-        ]
+        while self.completed and (self.completed[0].done_at or 0) <= reading.started_at:
+            self.completed_per_pod[self.completed.popleft().pod] -= 1
 
     def complete(self, placement: _Placement) -> None:
+        self.in_flight[placement.pod] -= 1
         self.tick += 1
         placement.done_at = self.tick
+        self.completed.append(placement)
+        self.completed_per_pod[placement.pod] += 1
 
     def forget(self, placement: _Placement) -> None:
-        if placement in self.pending:
-            self.pending.remove(placement)
+        self.in_flight[placement.pod] -= 1
 
 
 class Placer:
@@ -96,10 +104,9 @@ class Placer:
             return None
         choice = min(
             candidates,
-            key=lambda p: (reading.counts.get(p, 0) + load.pending_on(p, reading), p),
+            key=lambda p: (reading.counts.get(p, 0) + load.pending_on(p), p),
         )
-        placement = _Placement(choice)
-        load.pending.append(placement)
+        placement = load.decide(choice)
         try:
             pod = await backend.place_linked_pod(
                 namespace, uid, service_name, persist_seconds, choice
