@@ -146,7 +146,9 @@ async def child(config: dict[str, Any]) -> dict[str, Any]:
             _barrier(Path(config["barrier"]), f"{round_no}-go", config["processes"], me)
             history = History()
             recorders = [
-                HistoryRecorder(executors[c % len(executors)], client=f"{me}c{c}", history=history)
+                HistoryRecorder(
+                    executors[c % len(executors)], client=f"{me}c{c}", history=history, clock=clock
+                )
                 for c in range(config["clients"])
             ]
             await asyncio.gather(
