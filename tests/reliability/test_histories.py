@@ -32,9 +32,26 @@ CLIENTS_PER_PROCESS = 2  # 8 clients, every one on every hot key
 CHILD_LIMIT_S = 120.0
 
 
-def _check_run(backend: str, rounds: list[History]) -> None:
+def peak_overlap(history: History) -> int:
+    """The most calls on one link in flight at the same instant (answered calls only)."""
+    peak = 0
+    by_key: dict[object, list[tuple[int, int]]] = {}
+    for op in history:
+        if op.key is not None and op.returned_ns is not None:
+            by_key.setdefault(op.key, []).extend([(op.invoked_ns, 1), (op.returned_ns, -1)])
+    for events in by_key.values():
+        running = 0
+        for _, change in sorted(events, key=lambda e: (e[0], e[1])):
+            running += change
+            peak = max(peak, running)
+    return peak
+
+
+def _check_run(backend: str, rounds: list[History], min_overlap: int = 1) -> None:
     """Check the run's rounds as one history: each operation carries its clock reading."""
     history = History.merge(rounds)
+    overlap = peak_overlap(history)
+    assert overlap >= min_overlap, f"{backend}: calls barely overlapped (peak {overlap})"
     result = check_history(history, budget_s=30.0)
     assert result.verdict == "ok", f"{backend}:\n{result}"
     counts = history.counts()
@@ -42,7 +59,7 @@ def _check_run(backend: str, rounds: list[History]) -> None:
         f"\n[histories] {backend}: 1 history of {len(rounds)} rounds (clock held still in each), "
         f"{result.operations} operations on {result.keys} keys checked linearizable in "
         f"{result.elapsed_s:.2f} s (ok {counts['ok']}, maybe {counts['maybe']}, "
-        f"error {counts['error']})"
+        f"error {counts['error']}); peak {overlap} calls in flight on one link"
     )
 
 
@@ -125,5 +142,5 @@ async def test_histories_across_processes_are_linearizable(target: Target, tmp_p
         clients = {op.client for op in history}
         assert len(clients) == PROCESSES * CLIENTS_PER_PROCESS
         assert history.counts()["ok"] > len(history) // 2, "most calls must succeed"
-    _check_run(f"{target.name} ({PROCESSES} processes)", histories)
+    _check_run(f"{target.name} ({PROCESSES} processes)", histories, min_overlap=4)
     print(f"[histories] {target.name}: {time.monotonic() - started:.1f} s")
