@@ -1,0 +1,161 @@
+"""Cancellation storms on every server backend: hundreds of calls cancelled or timed out.
+
+Waves of concurrent calls on a few links; a random share of them is cancelled
+after a random delay (task cancel) or runs under a timeout of a few
+milliseconds. After each wave the test waits until no call is in flight, so
+a cancelled call took effect before that instant or never
+(`History.settled`). Then:
+
+* the whole history, cancelled calls counted as "maybe", is linearizable;
+* no call got another call's reply: every link has pods of its own, so an
+  answer meant for another call names a pod that link never had (the checker
+  rejects it), and each answer has its operation's type;
+* the pool is clean: sequential calls afterwards answer right (they are part
+  of the checked history) and the executor closes in time.
+
+Figures printed with ``-s``; ``STATEFUL_RELIABILITY=deep`` runs more waves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+
+import stateful
+from stateful import ManualClock, StatefulExecutor
+from stateful.records import LinkInfo
+from stateful.testing.history import History, HistoryRecorder, Operation
+from stateful.testing.linearizability import check_history
+from tests.reliability.conftest import Target, scale
+from tests.reliability.workload import Plan, prepare, random_call
+
+NOW = 1_800_000_000_000
+KEYS = 6
+CALLS_PER_WAVE = 48
+SETTLE_LIMIT_S = 10.0
+
+#: The type each operation answers with, to spot a reply meant for another call.
+ANSWER_TYPES: dict[str, tuple[type, ...]] = {
+    "set_linked_pod": (int, type(None)),
+    "try_set_linked_pod": (tuple,),
+    "set_linked_pod_if_absent": (int,),
+    "get_linked_pod": (int, type(None)),
+    "get_linked_pod_if_persist": (int, type(None)),
+    "remove_linked_pod": (bool,),
+    "remove_linked_pod_with_id": (bool,),
+    "get_link_info": (LinkInfo, type(None)),
+    "batch_get_linked_pod": (dict,),
+    "get_link_service": (dict,),
+    "place_linked_pod": (int, type(None)),
+    "pod_links": (list,),
+    "count_pod_links": (dict,),
+    "remove_pod_links": (int,),
+}
+
+
+def plans(namespace: str) -> list[Plan]:
+    """One link per plan, each with a service and pods of its own (10k+1 .. 10k+3)."""
+    return [
+        Plan(namespace, (f"u{k}",), (f"s{k}",), (10 * k + 1, 10 * k + 2, 10 * k + 3))
+        for k in range(KEYS)
+    ]
+
+
+def wrong_type(op: Operation) -> bool:
+    """True if an answered call's result is not of its operation's type."""
+    if op.outcome != "ok":
+        return False
+    expected = ANSWER_TYPES[op.name]
+    if bool in expected:
+        return not isinstance(op.result, bool)
+    return isinstance(op.result, bool) or not isinstance(op.result, expected)
+
+
+async def settle(executors: list[StatefulExecutor]) -> int:
+    """Wait until no call of the executors runs in the background; return the instant (ns)."""
+    deadline = time.monotonic() + SETTLE_LIMIT_S
+    # Shielded calls (backends not cancel_safe) finish in tasks the executor keeps.
+    while any(getattr(ex, "_inflight", ()) for ex in executors):
+        assert time.monotonic() < deadline, "calls still running long after their callers left"
+        await asyncio.sleep(0.005)
+    # A cancel-safe backend's last command may still be on the wire to the server.
+    await asyncio.sleep(0.05)
+    return time.monotonic_ns()
+
+
+async def storm(target: Target, waves: int) -> tuple[History, dict[str, int]]:
+    """Run the waves; return the settled history and the tallies."""
+    clock = ManualClock(NOW)
+    direct = stateful.connect(target.url, clock=clock, **target.options)
+    hasty = stateful.connect(target.url, clock=clock, timeout=0.004, **target.options)
+    executors = [direct, hasty]
+    rng = random.Random(f"storm-{target.name}")
+    key_plans = plans(f"storm-{uuid.uuid4().hex[:8]}")
+    tallies = {"calls": 0, "cancelled": 0, "timed_out": 0, "pool_exhausted": 0}
+    settled_parts: list[History] = []
+    try:
+        for plan in key_plans:
+            await prepare(direct, plan)
+        for wave in range(waves):
+            history = History()
+            tasks = []
+            for c in range(CALLS_PER_WAVE):
+                executor = hasty if c % 3 == 0 else direct
+                recorder = HistoryRecorder(executor, client=f"w{wave}c{c}", history=history)
+                name, args, kwargs = random_call(rng, rng.choice(key_plans))
+                tasks.append(asyncio.ensure_future(recorder.call(name, *args, **kwargs)))
+            # Cancel about a third of the calls, each after its own random delay.
+            victims = [t for t in tasks if rng.random() < 0.35]
+            for task in victims:
+                await asyncio.sleep(rng.choice((0, 0, 0.0002, 0.001, 0.003)))
+                task.cancel()
+            outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+            for outcome in outcomes:
+                tallies["calls"] += 1
+                if isinstance(outcome, asyncio.CancelledError):
+                    tallies["cancelled"] += 1
+                elif isinstance(outcome, stateful.PoolExhausted):
+                    tallies["pool_exhausted"] += 1
+                elif isinstance(outcome, stateful.BackendUnavailable):
+                    tallies["timed_out"] += 1
+                elif isinstance(outcome, BaseException):
+                    raise AssertionError(f"unexpected {outcome!r}") from outcome
+            settled_parts.append(history.settled(await settle(executors)))
+        # The pool is clean: the same executors answer sequential calls right.
+        after = History()
+        for k, plan in enumerate(key_plans):
+            for executor in executors:
+                recorder = HistoryRecorder(executor, client=f"after{k}", history=after)
+                ns, uid, svc, pod = plan.namespace, plan.uids[0], plan.services[0], plan.pods[0]
+                await recorder.call("get_link_info", ns, uid, svc)
+                await recorder.call("set_linked_pod", ns, uid, svc, pod, -1)
+                assert await recorder.call("get_linked_pod", ns, uid, svc) == pod
+        settled_parts.append(after)
+    finally:
+        started = time.monotonic()
+        for executor in executors:
+            await executor.aclose()
+        tallies["aclose_ms"] = round((time.monotonic() - started) * 1000)
+    return History.merge(settled_parts), tallies
+
+
+async def test_cancellation_storm(target: Target) -> None:
+    waves = scale(10, 60)
+    history, tallies = await storm(target, waves)
+    wrong = [op for op in history if wrong_type(op)]
+    assert not wrong, f"answers of the wrong type (another call's reply?): {wrong[:3]}"
+    result = check_history(history, now_ms=NOW, budget_s=30.0)
+    assert result.verdict == "ok", f"{target.name}:\n{result}"
+    counts = history.counts()
+    interrupted = tallies["cancelled"] + tallies["timed_out"]
+    assert interrupted >= tallies["calls"] // 5, f"too few calls interrupted: {tallies}"
+    assert counts["ok"] >= tallies["calls"] // 4, f"too few calls answered: {tallies}"
+    print(
+        f"\n[storm] {target.name}: {tallies['calls']} calls in {waves} waves, "
+        f"{tallies['cancelled']} cancelled, {tallies['timed_out']} timed out, "
+        f"{tallies['pool_exhausted']} pool-exhausted; {result.operations} operations checked "
+        f"linearizable in {result.elapsed_s:.2f} s (ok {counts['ok']}, maybe {counts['maybe']}); "
+        f"wrong answers 0; aclose {tallies['aclose_ms']} ms"
+    )
