@@ -22,6 +22,7 @@ import asyncio
 import random
 import time
 import uuid
+from typing import Any
 
 import stateful
 from stateful import ManualClock, StatefulExecutor
@@ -94,23 +95,24 @@ async def storm(target: Target, waves: int) -> tuple[History, dict[str, int]]:
     rng = random.Random(f"storm-{target.name}")
     key_plans = plans(f"storm-{uuid.uuid4().hex[:8]}")
     tallies = {"calls": 0, "cancelled": 0, "timed_out": 0, "pool_exhausted": 0}
+    tallies["after_timed_out"] = 0
     settled_parts: list[History] = []
     try:
         for plan in key_plans:
             await prepare(direct, plan)
         for wave in range(waves):
             history = History()
-            tasks = []
+            tasks: list[asyncio.Future[Any]] = []
             for c in range(CALLS_PER_WAVE):
                 executor = hasty if c % 3 == 0 else direct
                 recorder = HistoryRecorder(executor, client=f"w{wave}c{c}", history=history)
                 name, args, kwargs = random_call(rng, rng.choice(key_plans))
                 tasks.append(asyncio.ensure_future(recorder.call(name, *args, **kwargs)))
             # Cancel about a third of the calls, each after its own random delay.
-            victims = [t for t in tasks if rng.random() < 0.35]
-            for task in victims:
-                await asyncio.sleep(rng.choice((0, 0, 0.0002, 0.001, 0.003)))
-                task.cancel()
+            loop = asyncio.get_running_loop()
+            for task in tasks:
+                if rng.random() < 0.35:
+                    loop.call_later(rng.choice((0, 0.0002, 0.0005, 0.001, 0.003)), task.cancel)
             outcomes = await asyncio.gather(*tasks, return_exceptions=True)
             for outcome in outcomes:
                 tallies["calls"] += 1
@@ -129,9 +131,15 @@ async def storm(target: Target, waves: int) -> tuple[History, dict[str, int]]:
             for executor in executors:
                 recorder = HistoryRecorder(executor, client=f"after{k}", history=after)
                 ns, uid, svc, pod = plan.namespace, plan.uids[0], plan.services[0], plan.pods[0]
-                await recorder.call("get_link_info", ns, uid, svc)
-                await recorder.call("set_linked_pod", ns, uid, svc, pod, -1)
-                assert await recorder.call("get_linked_pod", ns, uid, svc) == pod
+                try:
+                    await recorder.call("get_link_info", ns, uid, svc)
+                    await recorder.call("set_linked_pod", ns, uid, svc, pod, -1)
+                    assert await recorder.call("get_linked_pod", ns, uid, svc) == pod
+                except stateful.BackendUnavailable:
+                    # The 4 ms executor may time out (a new connection after the
+                    # ones cancelled calls dropped): recorded, checked as "maybe".
+                    assert executor is hasty
+                    tallies["after_timed_out"] += 1
         settled_parts.append(after)
     finally:
         started = time.monotonic()
@@ -152,6 +160,7 @@ async def test_cancellation_storm(target: Target) -> None:
     interrupted = tallies["cancelled"] + tallies["timed_out"]
     assert interrupted >= tallies["calls"] // 5, f"too few calls interrupted: {tallies}"
     assert counts["ok"] >= tallies["calls"] // 4, f"too few calls answered: {tallies}"
+    assert tallies["after_timed_out"] <= KEYS // 2, f"the pool did not recover: {tallies}"
     print(
         f"\n[storm] {target.name}: {tallies['calls']} calls in {waves} waves, "
         f"{tallies['cancelled']} cancelled, {tallies['timed_out']} timed out, "
