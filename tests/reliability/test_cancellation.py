@@ -91,11 +91,12 @@ async def storm(target: Target, waves: int) -> tuple[History, dict[str, int]]:
     clock = ManualClock(NOW)
     direct = stateful.connect(target.url, clock=clock, **target.options)
     hasty = stateful.connect(target.url, clock=clock, timeout=0.004, **target.options)
+    hasty_pool = StatefulExecutor(hasty.backend)  # same backend and pool, no timeout
     executors = [direct, hasty]
     rng = random.Random(f"storm-{target.name}")
     key_plans = plans(f"storm-{uuid.uuid4().hex[:8]}")
     tallies = {"calls": 0, "cancelled": 0, "timed_out": 0, "pool_exhausted": 0}
-    tallies["after_timed_out"] = 0
+    tallies["after_ms"] = 0
     settled_parts: list[History] = []
     try:
         for plan in key_plans:
@@ -133,17 +134,14 @@ async def storm(target: Target, waves: int) -> tuple[History, dict[str, int]]:
             await direct_rec.call("get_link_info", ns, uid, svc)
             await direct_rec.call("set_linked_pod", ns, uid, svc, pod, -1)
             assert await direct_rec.call("get_linked_pod", ns, uid, svc) == pod
-            # The 4 ms executor may still time out now and then on a loaded
-            # machine; it must answer right within a few attempts.
-            hasty_rec = HistoryRecorder(hasty, client=f"after{k}h", history=after)
-            for _ in range(5):
-                try:
-                    assert await hasty_rec.call("get_linked_pod", ns, uid, svc) == pod
-                    break
-                except stateful.BackendUnavailable:
-                    tallies["after_timed_out"] += 1
-            else:
-                raise AssertionError(f"the 4 ms executor never answered again: {tallies}")
+            # The 4 ms executor's own pool, through an executor without a
+            # timeout (a fresh connection alone may take longer than 4 ms).
+            hasty_rec = HistoryRecorder(hasty_pool, client=f"after{k}h", history=after)
+            started = time.monotonic()
+            assert await hasty_rec.call("get_linked_pod", ns, uid, svc) == pod
+            tallies["after_ms"] = max(
+                tallies["after_ms"], round((time.monotonic() - started) * 1000)
+            )
         settled_parts.append(after)
     finally:
         started = time.monotonic()
@@ -169,5 +167,6 @@ async def test_cancellation_storm(target: Target) -> None:
         f"{tallies['cancelled']} cancelled, {tallies['timed_out']} timed out, "
         f"{tallies['pool_exhausted']} pool-exhausted; {result.operations} operations checked "
         f"linearizable in {result.elapsed_s:.2f} s (ok {counts['ok']}, maybe {counts['maybe']}); "
-        f"wrong answers 0; {tallies['after_timed_out']} timeouts after; aclose {tallies['aclose_ms']} ms"
+        f"wrong answers 0; slowest call after {tallies['after_ms']} ms; "
+        f"aclose {tallies['aclose_ms']} ms"
     )
