@@ -98,8 +98,8 @@ async def test_colliding_link_keys_stay_apart(store: tuple[StatefulExecutor, Man
 
     owners = list(itertools.product(NAMESPACES, UIDS))
     services = await _in_batches(executor.get_link_service(ns, uid) for ns, uid in owners)
-    for (ns, uid), found in zip(owners, services, strict=True):
-        assert found == {svc: pod_of[(ns, uid, svc)] for svc in SERVICES}, (ns, uid)
+    for (ns, uid), linked in zip(owners, services, strict=True):
+        assert linked == {svc: pod_of[(ns, uid, svc)] for svc in SERVICES}, (ns, uid)
 
     counts = await _in_batches(executor.count_pod_links(ns, svc) for ns, svc in pairs)
     for (ns, svc), count in zip(pairs, counts, strict=True):
@@ -111,8 +111,8 @@ async def test_colliding_link_keys_stay_apart(store: tuple[StatefulExecutor, Man
     walks = await _in_batches(
         walk(ns, svc, UIDS[i % len(UIDS)]) for i, (ns, svc) in enumerate(pairs)
     )
-    for i, ((_, _), found) in enumerate(zip(pairs, walks, strict=True)):
-        assert found == [UIDS[i % len(UIDS)]]
+    for i, walked in enumerate(walks):
+        assert walked == [UIDS[i % len(UIDS)]], pairs[i]
 
     # Remove every other link: its neighbours, however alike, are untouched.
     removed = await _in_batches(
