@@ -51,6 +51,7 @@ State = tuple[tuple[str, Any], ...]
 
 _NEVER = float("inf")
 _ANY = object()  # the expected answer of an operation whose answer was not seen
+MAX_REPORT_LINES = 60
 
 
 @dataclass(frozen=True)
@@ -129,8 +130,8 @@ def check_history(
     may then span clock moves made while no call was running.
 
     ``budget_s`` bounds the whole check; when it runs out the verdict is
-    ``"unknown"``. With ``minimise`` a violation's report carries a 1-minimal
-    failing sub-history (removing any one operation makes it pass).
+    ``"unknown"``. With ``minimise`` a violation's report carries the key's
+    failing sub-history without the reads that do not matter to it.
     """
     started = time.monotonic()
     deadline = started + budget_s
@@ -160,9 +161,9 @@ def check_history(
                 elapsed_s=time.monotonic() - started,
             )
         if failure is not None:
-            report = failure
+            report, stuck = failure
             if minimise:
-                report += "\n" + _minimal_report(key, key_steps, deadline)
+                report += "\n" + _minimal_report(key, key_steps, stuck, deadline)
             return CheckResult(
                 "violation",
                 report,
@@ -433,8 +434,8 @@ def _transitions(model: _KeyModel, step: _Step, state: State) -> list[State]:
     return outcomes
 
 
-def _search(key: Key, steps: list[_Step], deadline: float) -> str | None:
-    """Return None if the key's steps linearize, else the first line of a report."""
+def _search(key: Key, steps: list[_Step], deadline: float) -> tuple[str, _Step] | None:
+    """Return None if the key's steps linearize, else a report's first line and the stuck step."""
     steps = _prune(steps)
     if not steps:
         return None
@@ -496,7 +497,9 @@ def _prune(steps: list[_Step]) -> list[_Step]:
     return [s for s in steps if s.required or s.invoked <= last_return]
 
 
-def _first_line(key: Key, steps: list[_Step], mask: int, state: State, model: _KeyModel) -> str:
+def _first_line(
+    key: Key, steps: list[_Step], mask: int, state: State, model: _KeyModel
+) -> tuple[str, _Step]:
     # The stuck operation: the pending one that returned first bounds every other choice.
     pending = [s for i, s in enumerate(steps) if s.required and not mask >> i & 1]
     stuck = min(pending, key=lambda s: s.returned)
@@ -504,39 +507,50 @@ def _first_line(key: Key, steps: list[_Step], mask: int, state: State, model: _K
     allows = model.run(stuck, stuck.name, stuck.args)
     placed = [s for i, s in enumerate(steps) if mask >> i & 1]
     after = f"after {len(placed)} operations placed" if placed else "on an empty store"
-    return (
+    line = (
         f"key {key!r}: cannot place {stuck.describe()}; "
         f"the model answers {allows!r} there ({after}; link state {_show(state)})"
     )
+    return line, stuck
 
 
 def _show(state: State) -> str:
     return ", ".join(f"{name}={value!r}" for name, value in state) or "none"
 
 
-def _minimal_report(key: Key, steps: list[_Step], deadline: float) -> str:
-    """Return a 1-minimal failing sub-history of the key's steps (greedy removal, in budget)."""
+def _minimal_report(key: Key, steps: list[_Step], stuck: _Step, deadline: float) -> str:
+    """Return a smaller failing sub-history of the key's steps (within the budget).
+
+    Greedy removal, one step at a time, keeping a removal if the rest still
+    fails; only steps that cannot explain an answer are tried: reads other
+    than the stuck one, and steps invoked after the stuck one returned.
+    Writes before it stay, since dropping the write that explains some
+    answer would only swap one failure for another.
+    """
     kept = list(steps)
     complete = True
-    i = len(kept) - 1
-    while i >= 0:
+    for step in sorted(steps, key=lambda s: s.invoked, reverse=True):
+        if step is stuck or not (step.origin.is_read or step.invoked > stuck.returned):
+            continue
         if time.monotonic() > deadline:
             complete = False
             break
-        trial = kept[:i] + kept[i + 1 :]
+        trial = [s for s in kept if s is not step]
         try:
-            still_fails = _search(key, trial, deadline) is not None
+            if _search(key, trial, deadline) is not None:
+                kept = trial
         except _OutOfTime:
             complete = False
             break
-        if still_fails:
-            kept = trial
-        i -= 1
     kept.sort(key=lambda s: s.invoked)
     origin = min(s.invoked for s in kept)
-    title = "minimal failing sub-history" if complete else "failing sub-history (budget ran out)"
+    title = "failing sub-history" + ("" if complete else " (budget ran out while reducing)")
     lines = [f"{title}, {len(kept)} operations (µs from the first invocation):"]
-    for s in kept:
+    shown = kept if len(kept) <= MAX_REPORT_LINES else kept[-MAX_REPORT_LINES:]
+    if len(shown) < len(kept):
+        lines.append(f"  ... {len(kept) - len(shown)} earlier operations left out ...")
+    for s in shown:
         end = "never" if s.returned == _NEVER else f"{(s.returned - origin) / 1000:.0f}"
-        lines.append(f"  [{(s.invoked - origin) / 1000:.0f} .. {end}] {s.describe()}")
+        mark = "  <- cannot be placed" if s is stuck else ""
+        lines.append(f"  [{(s.invoked - origin) / 1000:.0f} .. {end}] {s.describe()}{mark}")
     return "\n".join(lines)

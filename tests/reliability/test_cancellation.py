@@ -22,6 +22,7 @@ import asyncio
 import random
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import stateful
@@ -151,13 +152,16 @@ async def storm(target: Target, waves: int) -> tuple[History, dict[str, int]]:
     return History.merge(settled_parts), tallies
 
 
-async def test_cancellation_storm(target: Target) -> None:
+async def test_cancellation_storm(target: Target, tmp_path: Path) -> None:
     waves = scale(10, 60)
     history, tallies = await storm(target, waves)
     wrong = [op for op in history if wrong_type(op)]
     assert not wrong, f"answers of the wrong type (another call's reply?): {wrong[:3]}"
     result = check_history(history, now_ms=NOW, budget_s=30.0)
-    assert result.verdict == "ok", f"{target.name}:\n{result}"
+    if not result.ok:
+        saved = tmp_path / f"storm-{target.name}.json"
+        saved.write_text(history.to_json())
+        raise AssertionError(f"{target.name} (history in {saved}):\n{result}")
     counts = history.counts()
     interrupted = tallies["cancelled"] + tallies["timed_out"]
     assert interrupted >= tallies["calls"] // 5, f"too few calls interrupted: {tallies}"

@@ -47,13 +47,15 @@ def peak_overlap(history: History) -> int:
     return peak
 
 
-def _check_run(backend: str, rounds: list[History], min_overlap: int = 1) -> None:
+def _check_run(backend: str, rounds: list[History], saved: Path, min_overlap: int = 1) -> None:
     """Check the run's rounds as one history: each operation carries its clock reading."""
     history = History.merge(rounds)
     overlap = peak_overlap(history)
     assert overlap >= min_overlap, f"{backend}: calls barely overlapped (peak {overlap})"
     result = check_history(history, budget_s=30.0)
-    assert result.verdict == "ok", f"{backend}:\n{result}"
+    if not result.ok:
+        saved.write_text(history.to_json())
+        raise AssertionError(f"{backend} (history in {saved}):\n{result}")
     counts = history.counts()
     print(
         f"\n[histories] {backend}: 1 history of {len(rounds)} rounds (clock held still in each), "
@@ -63,7 +65,7 @@ def _check_run(backend: str, rounds: list[History], min_overlap: int = 1) -> Non
     )
 
 
-async def test_memory_histories_are_linearizable() -> None:
+async def test_memory_histories_are_linearizable(tmp_path: Path) -> None:
     rounds, ops = scale(4, 30), scale(40, 60)
     clock = ManualClock(START_MS)
     executor = StatefulExecutor(MemoryBackend(clock=clock))
@@ -84,7 +86,7 @@ async def test_memory_histories_are_linearizable() -> None:
             histories.append(history)
     finally:
         await executor.aclose()
-    _check_run("memory", histories)
+    _check_run("memory", histories, tmp_path / "history.json")
 
 
 async def run_processes(target: Target, tmp_path: Path, rounds: int, ops: int) -> list[History]:
@@ -142,5 +144,5 @@ async def test_histories_across_processes_are_linearizable(target: Target, tmp_p
         clients = {op.client for op in history}
         assert len(clients) == PROCESSES * CLIENTS_PER_PROCESS
         assert history.counts()["ok"] > len(history) // 2, "most calls must succeed"
-    _check_run(f"{target.name} ({PROCESSES} processes)", histories, min_overlap=4)
+    _check_run(f"{target.name} ({PROCESSES} processes)", histories, tmp_path / "history.json", 4)
     print(f"[histories] {target.name}: {time.monotonic() - started:.1f} s")
