@@ -25,8 +25,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import stateful
 from stateful import ManualClock, StatefulExecutor
+from stateful.backend import waiting_for_connection
+from stateful.backends.memory import MemoryBackend
 from stateful.records import LinkInfo
 from stateful.testing.history import History, HistoryRecorder, Operation
 from stateful.testing.linearizability import check_history
@@ -174,3 +178,34 @@ async def test_cancellation_storm(target: Target, tmp_path: Path) -> None:
         f"wrong answers 0; slowest call after {tallies['after_ms']} ms; "
         f"aclose {tallies['aclose_ms']} ms"
     )
+
+
+class SlowPoolBackend(MemoryBackend):
+    """A store whose connection pool makes callers wait ``pool_wait`` seconds.
+
+    Not cancel-safe, so the executor shields its calls, as it does for SQL.
+    """
+
+    cancel_safe = False
+
+    def __init__(self, pool_wait: float) -> None:
+        super().__init__(clock=ManualClock(NOW))
+        self.pool_wait = pool_wait
+
+    async def set_linked_pod(
+        self, namespace: str, uid: str, service_name: str, pod_id: int, persist_seconds: int
+    ) -> int | None:
+        with waiting_for_connection():
+            await asyncio.sleep(self.pool_wait)  # no connection free yet
+        return await super().set_linked_pod(namespace, uid, service_name, pod_id, persist_seconds)
+
+
+async def test_pool_exhausted_means_nothing_was_sent() -> None:
+    """A call that timed out waiting for a connection must not run later in the background."""
+    backend = SlowPoolBackend(pool_wait=0.2)
+    executor = StatefulExecutor(backend, timeout=0.05)
+    with pytest.raises(stateful.PoolExhausted):
+        await executor.set_linked_pod("ns", "u", "svc", 1, -1)
+    await asyncio.sleep(0.3)  # long after the pool would have had a connection
+    assert await backend.get_linked_pod("ns", "u", "svc") is None, "PoolExhausted, yet written"
+    await executor.aclose()
