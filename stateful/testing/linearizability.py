@@ -36,6 +36,7 @@ Every history is assumed to start from an empty store (fresh namespace).
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -439,8 +440,7 @@ def _search(key: Key, steps: list[_Step], deadline: float) -> tuple[str, _Step] 
     steps = _prune(steps)
     if not steps:
         return None
-    order = sorted(range(len(steps)), key=lambda i: steps[i].invoked)
-    steps = [steps[i] for i in order]
+    steps = sorted(steps, key=lambda s: s.invoked)
     n = len(steps)
     required_mask = 0
     for i, step in enumerate(steps):
@@ -449,33 +449,40 @@ def _search(key: Key, steps: list[_Step], deadline: float) -> tuple[str, _Step] 
     by_return = sorted((s.returned, i) for i, s in enumerate(steps) if s.required)
     # Placing step j puts its instant after j's invocation: every optional step
     # whose window closed before that can no longer come, and is left out.
-    closed_before = [0] * n
-    for j, later in enumerate(steps):
-        for i, step in enumerate(steps):
-            if not step.required and step.returned < later.invoked:
-                closed_before[j] |= 1 << i
+    optional = sorted((s.returned, i) for i, s in enumerate(steps) if not s.required)
+    closing = [r for r, _ in optional]
+    prefix = [0]
+    for _, i in optional:
+        prefix.append(prefix[-1] | 1 << i)
+    closed_before = [prefix[bisect_left(closing, step.invoked)] for step in steps]
     model = _KeyModel(key)
     cache: dict[tuple[int, State], list[State]] = {}
     seen: set[tuple[int, State]] = set()
-    stack: list[tuple[int, State]] = [(0, ())]
+    # (mask, state, lo, ri): steps[:lo] and the required steps by_return[:ri]
+    # are all in mask; both only grow along a path, so scans start there.
+    stack: list[tuple[int, State, int, int]] = [(0, (), 0, 0)]
     best: tuple[int, int, State] = (-1, 0, ())
     visits = 0
     while stack:
-        mask, state = stack.pop()
-        if mask & required_mask == required_mask:
-            return None
+        mask, state, lo, ri = stack.pop()
+        while ri < len(by_return) and mask >> by_return[ri][1] & 1:
+            ri += 1
+        if ri == len(by_return):
+            return None  # every answered call is placed
         if (mask, state) in seen:
             continue
         seen.add((mask, state))
         visits += 1
         if visits % 256 == 0 and time.monotonic() > deadline:
             raise _OutOfTime
-        placed = bin(mask & required_mask).count("1")
+        placed = (mask & required_mask).bit_count()
         if placed > best[0]:
             best = (placed, mask, state)
+        while lo < n and mask >> lo & 1:
+            lo += 1
         # An operation may come next only if no pending one returned before it was invoked.
-        min_return = next(r for r, i in by_return if not mask >> i & 1)
-        for i in range(n):
+        min_return = by_return[ri][0]
+        for i in range(lo, n):
             step = steps[i]
             if step.invoked > min_return:
                 break
@@ -485,7 +492,7 @@ def _search(key: Key, steps: list[_Step], deadline: float) -> tuple[str, _Step] 
             if memo not in cache:
                 cache[memo] = _transitions(model, step, state)
             for after in cache[memo]:
-                stack.append((mask | 1 << i | closed_before[i], after))
+                stack.append((mask | 1 << i | closed_before[i], after, lo, ri))
     return _first_line(key, steps, best[1], best[2], model)
 
 
