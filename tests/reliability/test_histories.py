@@ -19,12 +19,13 @@ import time
 import uuid
 from pathlib import Path
 
+import stateful
 from stateful import ManualClock, StatefulExecutor
 from stateful.backends.memory import MemoryBackend
 from stateful.testing.history import History, HistoryRecorder
 from stateful.testing.linearizability import check_history
 from tests.reliability.conftest import Target, scale
-from tests.reliability.workload import START_MS, plan_for, prepare, round_time, run_client
+from tests.reliability.workload import START_MS, Plan, plan_for, prepare, round_time, run_client
 
 REPO = Path(__file__).resolve().parents[2]
 PROCESSES = 4
@@ -58,11 +59,34 @@ def _check_run(backend: str, rounds: list[History], saved: Path, min_overlap: in
         raise AssertionError(f"{backend} (history in {saved}):\n{result}")
     counts = history.counts()
     print(
-        f"\n[histories] {backend}: 1 history of {len(rounds)} rounds (clock held still in each), "
+        f"\n[histories] {backend}: 1 history of {len(rounds)} rounds "
+        "(clock held still in each; the last one quiet reads), "
         f"{result.operations} operations on {result.keys} keys checked linearizable in "
         f"{result.elapsed_s:.2f} s (ok {counts['ok']}, maybe {counts['maybe']}, "
         f"error {counts['error']}); peak {overlap} calls in flight on one link"
     )
+
+
+async def quiet_reads(executor: StatefulExecutor, clock: ManualClock, plan: Plan) -> History:
+    """Read every link, the counts and the pod walks once no call runs; check they agree.
+
+    `count_pod_links` is exact when no write runs concurrently (SPEC), so it
+    must match the links read one by one; the reads join the checked history.
+    """
+    history = History()
+    reader = HistoryRecorder(executor, client="quiet", history=history, clock=clock)
+    for svc in plan.services:
+        pods: dict[int, list[str]] = {}
+        for uid in plan.uids:
+            info = await reader.call("get_link_info", plan.namespace, uid, svc)
+            if info is not None:
+                pods.setdefault(info.pod_id, []).append(uid)
+        counts = await reader.call("count_pod_links", plan.namespace, svc)
+        assert counts == {pod: len(uids) for pod, uids in pods.items()}, (svc, counts, pods)
+        for pod in plan.pods:
+            walked = await reader.call("pod_links", plan.namespace, svc, pod, page_size=1)
+            assert sorted(walked) == sorted(pods.get(pod, [])), (svc, pod, walked)
+    return history
 
 
 async def test_memory_histories_are_linearizable(tmp_path: Path) -> None:
@@ -84,14 +108,16 @@ async def test_memory_histories_are_linearizable(tmp_path: Path) -> None:
                 *(run_client(rec, plan, f"{c}-{round_no}", ops) for c, rec in enumerate(clients))
             )
             histories.append(history)
+        histories.append(await quiet_reads(executor, clock, plan))
     finally:
         await executor.aclose()
     _check_run("memory", histories, tmp_path / "history.json")
 
 
-async def run_processes(target: Target, tmp_path: Path, rounds: int, ops: int) -> list[History]:
+async def run_processes(
+    target: Target, tmp_path: Path, base: str, rounds: int, ops: int
+) -> list[History]:
     """Run the workload in `PROCESSES` child processes; return the merged history of each round."""
-    base = f"h-{uuid.uuid4().hex[:8]}"
     barrier = tmp_path / "barrier"
     barrier.mkdir()
     children = []
@@ -139,10 +165,14 @@ async def run_processes(target: Target, tmp_path: Path, rounds: int, ops: int) -
 async def test_histories_across_processes_are_linearizable(target: Target, tmp_path: Path) -> None:
     rounds, ops = scale(3, 20), scale(40, 60)
     started = time.monotonic()
-    histories = await run_processes(target, tmp_path, rounds, ops)
+    base = f"h-{uuid.uuid4().hex[:8]}"
+    histories = await run_processes(target, tmp_path, base, rounds, ops)
     for history in histories:
         clients = {op.client for op in history}
         assert len(clients) == PROCESSES * CLIENTS_PER_PROCESS
         assert history.counts()["ok"] > len(history) // 2, "most calls must succeed"
+    clock = ManualClock(round_time(rounds - 1))
+    async with stateful.connect(target.url, clock=clock, **target.options) as executor:
+        histories.append(await quiet_reads(executor, clock, plan_for(base)))
     _check_run(f"{target.name} ({PROCESSES} processes)", histories, tmp_path / "history.json", 4)
     print(f"[histories] {target.name}: {time.monotonic() - started:.1f} s")
