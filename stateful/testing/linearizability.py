@@ -22,8 +22,12 @@ Operations on several links are split into per-key reads that must all hold:
   the pod at some instant, and no uid comes twice;
 * ``remove_pod_links``: per link, a removal that may or may not have happened.
 
+Pod states (``set_service_state`` with or without ``ttl_seconds``,
+``remove_service_state``) are per ``(namespace, service, pod)`` keys, and a
+``get_service_state`` is one read per pod the history touches.
 ``count_pod_links`` is only exact when no write runs concurrently; it is not
-checked here (compare it at a quiet moment instead).
+checked here (compare it at a quiet moment instead); neither are workload
+states.
 
 Outcomes: ``"ok"`` operations must be placed and answer as recorded;
 ``"maybe"`` writes may be placed anywhere after their invocation or left out;
@@ -192,6 +196,11 @@ def _split(operations: list[Operation], now_ms: int | None) -> dict[Key, list[_S
             keys.add(op.key)
         elif op.name == "batch_get_linked_pod":
             keys.update((op.args[0], uid, op.args[2]) for uid in op.args[1])
+    # Pod states are keyed (namespace, service, pod): every pod the history sets or removes.
+    pods_with_state: dict[tuple[str, str], set[int]] = defaultdict(set)
+    for op in live_ops:
+        if op.name in ("set_service_state", "remove_service_state"):
+            pods_with_state[(op.args[0], op.args[1])].add(op.args[2])
     by_uid: dict[tuple[str, str], set[str]] = defaultdict(set)
     by_service: dict[tuple[str, str], set[str]] = defaultdict(set)
     for ns, uid, svc in keys:
@@ -244,8 +253,41 @@ def _split(operations: list[Operation], now_ms: int | None) -> dict[Key, list[_S
                         note=f"one link's removal by remove_pod_links, uid {uid!r}",
                     )
                 )
-        # Pod, workload states and count_pod_links are not link operations: not checked here.
+        elif op.name in ("set_service_state", "remove_service_state"):
+            state_key = (op.args[0], op.args[1], op.args[2])
+            steps[state_key].append(
+                _Step(**base, name=op.name, args=op.args, kwargs=dict(op.kwargs), expected=expected)
+            )
+        elif op.name == "get_service_state":
+            _split_service_state(op, base, pods_with_state[(op.args[0], op.args[1])], steps)
+        # Workload states and count_pod_links are not checked here.
     return dict(steps)
+
+
+def _split_service_state(
+    op: Operation, base: dict[str, Any], pods: set[int], steps: dict[Key, list[_Step]]
+) -> None:
+    """Split a read of a service's pod states into one read per pod the history touches."""
+    ns, svc = op.args[:2]
+    answer: dict[int, str] = op.result
+    stray = set(answer) - pods
+    if stray:
+        pod = min(stray)
+        raise _Violation((ns, svc, pod), f"{op.describe()}: pod {pod} never had a state set")
+    for pod in sorted(pods):
+
+        def holds(current: dict[int, str], pod: int = pod) -> bool:
+            return current.get(pod) == answer.get(pod)
+
+        steps[(ns, svc, pod)].append(
+            _Step(
+                **base,
+                name="get_service_state",
+                args=(ns, svc),
+                predicate=holds,
+                note=f"get_service_state's answer for pod {pod}: {answer.get(pod)!r}",
+            )
+        )
 
 
 def _pods_in(op: Operation) -> set[int]:

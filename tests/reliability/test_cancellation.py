@@ -104,8 +104,10 @@ async def storm(target: Target, waves: int) -> tuple[History, dict[str, int]]:
     tallies["after_ms"] = 0
     settled_parts: list[History] = []
     try:
+        setup = History()
         for plan in key_plans:
-            await prepare(direct, plan)
+            await prepare(HistoryRecorder(direct, client="prep", history=setup), plan)
+        settled_parts.append(setup)
         for wave in range(waves):
             history = History()
             tasks: list[asyncio.Future[Any]] = []

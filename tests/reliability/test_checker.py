@@ -328,3 +328,22 @@ async def test_the_real_memory_backend_passes_the_same_contention() -> None:
     result = check_history(history, now_ms=NOW)
     assert result.ok, result
     assert result.operations == 5 * 11
+
+
+def test_pod_states_are_checked_per_pod() -> None:
+    ready = op("a", "set_service_state", ("ns", "svc", 1, "ready"), 0, 10, None, now_ms=NOW)
+    beat = op(
+        "a", "set_service_state", ("ns", "svc", 2, "ready"), 0, 10, None, now_ms=NOW, ttl_seconds=5
+    )
+    read = ("ns", "svc")
+    both = op("b", "get_service_state", read, 20, 30, {1: "ready", 2: "ready"}, now_ms=NOW + 4999)
+    assert check(ready, beat, both) == "ok"
+    # The heartbeat's state is gone at exactly now + 5 s.
+    late = op("b", "get_service_state", read, 20, 30, {1: "ready", 2: "ready"}, now_ms=NOW + 5000)
+    assert check(ready, beat, late) == "violation"
+    removed = op("c", "remove_service_state", ("ns", "svc", 1), 40, 50, True, now_ms=NOW)
+    stale = op("b", "get_service_state", read, 60, 70, {1: "ready"}, now_ms=NOW)
+    assert check(ready, removed, stale) == "violation"
+    assert check(ready, removed, op("b", "get_service_state", read, 60, 70, {}, now_ms=NOW)) == "ok"
+    stray = op("b", "get_service_state", read, 60, 70, {9: "ready"}, now_ms=NOW)
+    assert check(ready, stray) == "violation"

@@ -98,8 +98,10 @@ async def test_memory_histories_are_linearizable(tmp_path: Path) -> None:
     try:
         for round_no in range(rounds):
             clock.advance_ms(round_time(round_no) - clock.now_ms())
-            await prepare(executor, plan)
             history = History()
+            await prepare(
+                HistoryRecorder(executor, client="prep", history=history, clock=clock), plan
+            )
             clients = [
                 HistoryRecorder(executor, client=f"c{c}", history=history, clock=clock)
                 for c in range(8)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import stateful
-from stateful import ManualClock, StatefulExecutor
+from stateful import ManualClock
 from stateful.testing.history import History, HistoryRecorder
 
 #: Clock of round 0. The clock is held still within a round and moves between
@@ -65,42 +65,52 @@ def random_call(rng: random.Random, plan: Plan) -> tuple[str, tuple[Any, ...], d
     ttl = rng.choice((-1, -1, 30, 300))
     removal = rng.choice((-1, 0, 60))
     roll = rng.random()
-    if roll < 0.13:
+    if roll < 0.12:
         return "set_linked_pod", (ns, uid, svc, pod, ttl), {}
-    if roll < 0.24:
+    if roll < 0.22:
         return "try_set_linked_pod", (ns, uid, svc, pod, ttl), {}
-    if roll < 0.38:
+    if roll < 0.34:
         return "set_linked_pod_if_absent", (ns, uid, svc, pod, ttl), {}
-    if roll < 0.48:
+    if roll < 0.43:
         return "get_linked_pod", (ns, uid, svc), {}
-    if roll < 0.53:
+    if roll < 0.48:
         return "get_linked_pod_if_persist", (ns, uid, svc), {}
-    if roll < 0.60:
+    if roll < 0.54:
         return "remove_linked_pod", (ns, uid, svc, removal), {}
-    if roll < 0.67:
+    if roll < 0.60:
         return "remove_linked_pod_with_id", (ns, uid, svc, removal, pod), {}
-    if roll < 0.74:
+    if roll < 0.66:
         return "get_link_info", (ns, uid, svc), {}
-    if roll < 0.79:
+    if roll < 0.71:
         return "batch_get_linked_pod", (ns, list(plan.uids), svc), {}
-    if roll < 0.83:
+    if roll < 0.75:
         return "get_link_service", (ns, uid), {}
-    if roll < 0.90:
+    if roll < 0.82:
         return "place_linked_pod", (ns, uid, svc, ttl), {}
-    if roll < 0.95:
+    if roll < 0.87:
         return "pod_links", (ns, svc, pod), {"page_size": 2}
-    if roll < 0.98:
+    if roll < 0.89:
         return "count_pod_links", (ns, svc), {}
-    return "remove_pod_links", (ns, svc, pod, removal), {}
+    if roll < 0.91:
+        return "remove_pod_links", (ns, svc, pod, removal), {}
+    # Pod states come and go too (heartbeats with a TTL), which steers placements.
+    if roll < 0.95:
+        state = rng.choice(("ready", "ready", "draining"))
+        return "set_service_state", (ns, svc, pod, state), {"ttl_seconds": rng.choice((None, 30))}
+    if roll < 0.97:
+        return "remove_service_state", (ns, svc, pod), {}
+    return "get_service_state", (ns, svc), {}
 
 
-async def prepare(executor: StatefulExecutor, plan: Plan) -> None:
-    """Give every pod of the plan a state, so that placements have somewhere to go."""
+async def prepare(recorder: HistoryRecorder, plan: Plan) -> None:
+    """Give every pod of the plan a state, so that placements have somewhere to go.
+
+    Recorded like any call: the checker starts from an empty store.
+    """
     for svc in plan.services:
         for pod in plan.pods:
-            await executor.set_service_state(
-                plan.namespace, svc, pod, "draining" if pod == 7 else "ready"
-            )
+            state = "draining" if pod == 7 else "ready"
+            await recorder.call("set_service_state", plan.namespace, svc, pod, state)
 
 
 async def run_client(
@@ -142,9 +152,10 @@ async def child(config: dict[str, Any]) -> dict[str, Any]:
             # Every process finished the previous round: the clock may move.
             _barrier(Path(config["barrier"]), f"{round_no}-clock", config["processes"], me)
             clock.advance_ms(round_time(round_no) - clock.now_ms())
-            await prepare(executors[0], plan)
-            _barrier(Path(config["barrier"]), f"{round_no}-go", config["processes"], me)
             history = History()
+            setup = HistoryRecorder(executors[0], client=f"{me}prep", history=history, clock=clock)
+            await prepare(setup, plan)
+            _barrier(Path(config["barrier"]), f"{round_no}-go", config["processes"], me)
             recorders = [
                 HistoryRecorder(
                     executors[c % len(executors)], client=f"{me}c{c}", history=history, clock=clock
