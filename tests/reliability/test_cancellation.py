@@ -58,6 +58,9 @@ ANSWER_TYPES: dict[str, tuple[type, ...]] = {
     "pod_links": (list,),
     "count_pod_links": (dict,),
     "remove_pod_links": (int,),
+    "set_service_state": (type(None),),
+    "remove_service_state": (bool,),
+    "get_service_state": (dict,),
 }
 
 
