@@ -85,6 +85,9 @@ def wrong_type(op: Operation) -> bool:
 async def settle(executors: list[StatefulExecutor]) -> int:
     """Wait until no call of the executors runs in the background; return the instant (ns)."""
     deadline = time.monotonic() + SETTLE_LIMIT_S
+    # The executor's set of background calls: if it is ever renamed, fail loudly
+    # rather than settle too early (which would make the checker's bounds wrong).
+    assert all(hasattr(ex, "_inflight") for ex in executors), "StatefulExecutor._inflight moved"
     # Shielded calls (backends not cancel_safe) finish in tasks the executor keeps.
     while any(getattr(ex, "_inflight", ()) for ex in executors):
         assert time.monotonic() < deadline, "calls still running long after their callers left"

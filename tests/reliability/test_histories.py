@@ -165,7 +165,7 @@ async def run_processes(
 
 
 async def test_histories_across_processes_are_linearizable(target: Target, tmp_path: Path) -> None:
-    rounds, ops = scale(3, 20), scale(40, 60)
+    rounds, ops = scale(3, 20), scale(30, 60)
     started = time.monotonic()
     base = f"h-{uuid.uuid4().hex[:8]}"
     histories = await run_processes(target, tmp_path, base, rounds, ops)
