@@ -311,3 +311,31 @@ async def test_impostor_types_are_rejected_without_a_backend_call(claimed: type)
         await executor.batch_get_linked_pod("ns", [fake], "svc")
     assert backend.calls == []
     await executor.aclose()
+
+
+_seconds = (
+    _hostile
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.sampled_from([1e308, 5e-324, 2**1024])
+    | st.just(float).map(Impostor)  # fresh each time: Hypothesis must not hash it
+)
+
+
+@settings(max_examples=scale(200, 5_000), database=None)
+@given(timeout=_seconds | st.none(), close_timeout=_seconds)
+def test_hostile_executor_settings_raise_only_validation_error(
+    timeout: Any, close_timeout: Any
+) -> None:
+    backend = SpyBackend()
+    try:
+        executor = StatefulExecutor(backend, timeout=timeout, close_timeout=close_timeout)
+    except ValidationError as exc:
+        assert exc.argument in ("timeout", "close_timeout")
+    except Exception as exc:  # pragma: no cover - the failure this test exists for
+        pytest.fail(
+            f"StatefulExecutor(timeout={timeout!r}, close_timeout={close_timeout!r}): {exc!r}"
+        )
+    else:
+        assert executor.timeout is None or 0 < executor.timeout < float("inf")
+        asyncio.run(executor.aclose())
+    assert backend.calls == []
