@@ -17,6 +17,7 @@ import json
 import sys
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import stateful
@@ -57,6 +58,17 @@ def _check_run(backend: str, rounds: list[History], saved: Path, min_overlap: in
     if not result.ok:
         saved.write_text(history.to_json())
         raise AssertionError(f"{backend} (history in {saved}):\n{result}")
+    # Teeth: the same history with one answer altered (a pod nobody ever
+    # used) must be rejected, or the check above proved nothing.
+    altered = next(
+        i
+        for i, op in enumerate(history.operations)
+        if op.name == "set_linked_pod_if_absent" and op.outcome == "ok"
+    )
+    forged = list(history.operations)
+    forged[altered] = replace(forged[altered], result=99)
+    verdict = check_history(History(forged), budget_s=30.0, minimise=False).verdict
+    assert verdict == "violation", f"{backend}: a forged answer was not caught ({verdict})"
     counts = history.counts()
     print(
         f"\n[histories] {backend}: 1 history of {len(rounds)} rounds "
