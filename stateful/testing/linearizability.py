@@ -46,8 +46,18 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from stateful.testing.history import History, Operation
+from stateful.testing.history import History, HistoryRecorder, Operation, Outcome
 from stateful.testing.model import ReferenceModel
+
+__all__ = [
+    "CheckResult",
+    "History",
+    "HistoryRecorder",
+    "Operation",
+    "Outcome",
+    "Verdict",
+    "check_history",
+]
 
 Verdict = Literal["ok", "violation", "unknown"]
 Key = tuple[Any, ...]
