@@ -43,7 +43,7 @@ import time
 from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from stateful.testing.history import History, HistoryRecorder, Operation, Outcome
@@ -162,19 +162,21 @@ def check_history(
             key=exc.key,
             elapsed_s=time.monotonic() - started,
         )
+    unknown: CheckResult | None = None
     for key, key_steps in steps.items():
         try:
             failure = _search(key, key_steps, deadline)
         except _OutOfTime:
-            return CheckResult(
+            # Other keys may still show a violation (a definite answer): go on.
+            unknown = unknown or CheckResult(
                 "unknown",
                 f"time budget of {budget_s} s ran out on key {key!r} "
                 f"({len(key_steps)} steps); nothing was proven",
                 keys=len(steps),
                 operations=len(operations),
                 key=key,
-                elapsed_s=time.monotonic() - started,
             )
+            continue
         if failure is not None:
             report, stuck = failure
             if minimise:
@@ -187,6 +189,8 @@ def check_history(
                 key=key,
                 elapsed_s=time.monotonic() - started,
             )
+    if unknown is not None:
+        return replace(unknown, elapsed_s=time.monotonic() - started)
     return CheckResult(
         "ok", keys=len(steps), operations=len(operations), elapsed_s=time.monotonic() - started
     )

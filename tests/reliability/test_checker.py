@@ -347,3 +347,15 @@ def test_pod_states_are_checked_per_pod() -> None:
     assert check(ready, removed, op("b", "get_service_state", read, 60, 70, {}, now_ms=NOW)) == "ok"
     stray = op("b", "get_service_state", read, 60, 70, {9: "ready"}, now_ms=NOW)
     assert check(ready, stray) == "violation"
+
+
+def test_a_violation_on_one_key_wins_over_a_budget_run_out_on_another() -> None:
+    hard = [op(f"c{i}", "get_linked_pod", K, i, 1000, None) for i in range(30)]
+    hard.append(op("r", "get_linked_pod", K, 2000, 2001, 99))
+    other = ("ns", "other", "svc")
+    broken = [
+        op("a", "set_linked_pod", (*other, 3, -1), 0, 10, None),
+        op("b", "get_linked_pod", other, 20, 30, None),
+    ]
+    result = check_history(History(hard + broken), now_ms=NOW, budget_s=0.3)
+    assert result.verdict == "violation" and result.key == other, result
