@@ -40,12 +40,13 @@ def scale(ci: int, deep: int) -> int:
     return deep if deep_run else ci
 
 
-@pytest.fixture(params=SERVER_BACKENDS)
-async def target(request: pytest.FixtureRequest) -> AsyncIterator[Target]:
-    """Each server backend in turn, isolated by a fresh key prefix or the session's tables."""
+async def _targets(request: pytest.FixtureRequest) -> AsyncIterator[Target]:
     name = request.param
-    if name in ("redis", "redis_cluster"):
-        url = request.getfixturevalue("redis_url" if name == "redis" else "redis_cluster_url")
+    if name.startswith("redis"):
+        if name == "redis_sentinel":
+            url = request.getfixturevalue("redis_sentinel").url
+        else:
+            url = request.getfixturevalue("redis_url" if name == "redis" else "redis_cluster_url")
         prefix = unique_prefix()
         yield Target(name, url, {"prefix": prefix})
         client, closer = client_from_url(url)
@@ -56,5 +57,19 @@ async def target(request: pytest.FixtureRequest) -> AsyncIterator[Target]:
         return
     fixture = {"sqlite": "sqlite_file_url", "postgresql": "postgres_url", "mariadb": "mysql_url"}
     url = request.getfixturevalue(fixture[name])
-    # Every round writes a fresh namespace: the session's tables are shared safely.
+    # Every run writes a fresh namespace: the session's tables are shared safely.
     yield Target(name, url, {"table_prefix": sql_endpoints.PREFIX})
+
+
+@pytest.fixture(params=SERVER_BACKENDS)
+async def target(request: pytest.FixtureRequest) -> AsyncIterator[Target]:
+    """Each server backend in turn, isolated by a fresh key prefix or the session's tables."""
+    async for opened in _targets(request):
+        yield opened
+
+
+@pytest.fixture(params=[*SERVER_BACKENDS, "redis_sentinel"])
+async def any_server(request: pytest.FixtureRequest) -> AsyncIterator[Target]:
+    """As `target`, plus Redis behind a Sentinel (spawned by the test session)."""
+    async for opened in _targets(request):
+        yield opened

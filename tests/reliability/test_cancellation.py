@@ -164,7 +164,8 @@ async def storm(target: Target, waves: int) -> tuple[History, dict[str, int]]:
     return History.merge(settled_parts), tallies
 
 
-async def test_cancellation_storm(target: Target, tmp_path: Path) -> None:
+async def test_cancellation_storm(any_server: Target, tmp_path: Path) -> None:
+    target = any_server
     waves = scale(10, 60)
     history, tallies = await storm(target, waves)
     wrong = [op for op in history if wrong_type(op)]
