@@ -158,7 +158,7 @@ async def storm(target: Target, waves: int) -> tuple[History, dict[str, int]]:
         settled_parts.append(after)
     finally:
         started = time.monotonic()
-        for executor in executors:
+        for executor in (*executors, hasty_pool):  # the backend's close is safe twice
             await executor.aclose()
         tallies["aclose_ms"] = round((time.monotonic() - started) * 1000)
     return History.merge(settled_parts), tallies
