@@ -46,6 +46,20 @@ class StalledServer:
             self._connections.append(connection)
             self.accepted += 1
 
+    def still_open(self) -> int:
+        """How many accepted connections the client has not closed (reads and drops their bytes)."""
+        open_count = 0
+        for connection in list(self._connections):
+            connection.setblocking(False)
+            try:
+                while connection.recv(65536):
+                    pass
+            except BlockingIOError:
+                open_count += 1  # no end of stream: the client still holds it
+            except OSError:
+                pass  # reset by the client: closed
+        return open_count
+
     def close(self) -> None:
         """Stop accepting and close every connection."""
         self._stopping.set()

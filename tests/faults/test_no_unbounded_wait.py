@@ -83,6 +83,10 @@ async def _stalled_round(name: str, close_timeout: float | None) -> tuple[float,
         except TimeoutError:
             print(f"[stalled] {name}: aclose still running {bound + GIVE_UP_AFTER} s in: gave up")
         closing = time.monotonic() - started
+        # aclose drops its connections, also those stuck in a handshake.
+        await asyncio.sleep(0.2)
+        left = server.still_open()
+        assert left == 0, f"{name}: {left} connections to the stalled server left open by aclose"
         return slowest, closing, server.accepted
 
 
