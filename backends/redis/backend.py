@@ -26,6 +26,7 @@ from stateful.backend import Backend
 from stateful.clock import Clock
 
 from . import errors, scripts
+from .client import client_is_cancel_safe
 from .keys import DEFAULT_PREFIX, KeyLayout, slot_of
 from .urls import Client, Closer
 
@@ -63,11 +64,13 @@ class RedisBackend(Backend):
     """
 
     unavailable_errors = errors.UNAVAILABLE_ERRORS
-    #: Each write is one atomic script and redis-py drops an interrupted
-    #: connection, so the store and the pool would survive a cancellation; but
-    #: redis-py 8.1 (observed, standalone and cluster) sometimes lets a call
-    #: whose task was cancelled run on and return normally, losing the
-    #: cancellation. Shielded by the executor, the caller always gets it at once.
+    #: Each write is one atomic script and redis-py drops a connection
+    #: interrupted mid-command, so a cancellation leaves the store before or
+    #: after and the pool clean. redis-py's own connections may lose a
+    #: cancellation on Python 3.11 (`client` explains why); the clients built
+    #: from a URL use connections that do not, so their backends are cancel-safe
+    #: and the executor awaits them directly. A client you pass in is judged by
+    #: its connection class (see `client.client_is_cancel_safe`).
     cancel_safe = False
 
     def __init__(
@@ -84,6 +87,7 @@ class RedisBackend(Backend):
         self._clock = clock
         self._cluster = isinstance(client, RedisCluster)
         self._closer: Closer | None = None
+        self.cancel_safe = client_is_cancel_safe(client)
 
     @classmethod
     def owning(
