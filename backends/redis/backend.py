@@ -37,6 +37,7 @@ from stateful.records import LinkInfo
 from stateful.resources import resource_dir
 
 from . import errors, scripts
+from .client import client_is_cancel_safe
 from .keys import DEFAULT_PREFIX, KeyLayout, slot_of
 from .urls import Client, Closer
 
@@ -101,13 +102,15 @@ class RedisBackend(Backend):
     """
 
     unavailable_errors = errors.UNAVAILABLE_ERRORS
-    #: Each write is one atomic script (on a cluster, a few steps that keep
-    #: the pod index over-reporting at every point) and redis-py drops an
-    #: interrupted connection, so the store and the pool would survive a
-    #: cancellation; but redis-py 8.1 (observed, standalone and cluster)
-    #: sometimes lets a call whose task was cancelled run on and return
-    #: normally, losing the cancellation. Shielded by the executor, the caller
-    #: always gets it at once, and a cluster write finishes its steps.
+    #: Each write is one atomic script and redis-py drops a connection
+    #: interrupted mid-command, so a cancellation leaves the store before or
+    #: after and the pool clean. redis-py's own connections may lose a
+    #: cancellation on Python 3.11 (`client` explains why); the clients built
+    #: from a URL use connections that do not, so their backends are cancel-safe
+    #: and the executor awaits them directly. A client you pass in is judged by
+    #: its connection class (see `client.client_is_cancel_safe`). On a cluster a
+    #: write is a few steps (pod index, link, index clean-up): cancelled between
+    #: them, the link is before or after and the index only over-reports.
     cancel_safe = False
 
     def __init__(
@@ -124,6 +127,7 @@ class RedisBackend(Backend):
         self._clock = clock
         self._cluster = isinstance(client, RedisCluster)
         self._closer: Closer | None = None
+        self.cancel_safe = client_is_cancel_safe(client)
 
     @classmethod
     def owning(
