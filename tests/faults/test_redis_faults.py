@@ -149,8 +149,10 @@ async def test_cluster_master_killed_its_replica_takes_over(tmp_path: Path) -> N
                 settle=2.0,
                 recover_limit=30.0,
             )
+        # The kill is proven by the promotion; calls meeting the dead master may
+        # fail or may wait for the new one (the cluster client follows it).
         print(f"[faults] redis cluster: seconds from kill to promotion {promoted}")
-        assert figures.failed > 0, "the load never met the dead master"
+        assert len(promoted) == figures.faults
     finally:
         await asyncio.gather(*restarts, return_exceptions=True)
         await asyncio.to_thread(cluster.stop)
@@ -193,7 +195,7 @@ async def test_sentinel_fails_over_to_the_replica(tmp_path: Path) -> None:
                 recover_limit=30.0,
             )
         print(f"[faults] redis sentinel: seconds from kill to failover {switched}")
-        assert figures.failed > 0, "the load never met the dead master"
+        assert len(switched) == figures.faults
     finally:
         await asyncio.gather(*restarts, return_exceptions=True)
         await asyncio.to_thread(group.stop)
