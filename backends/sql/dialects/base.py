@@ -340,8 +340,7 @@ class Dialect:
         """Return the lock a transaction must hold before it takes a connection, if any."""
         return self.turn
 
-    @staticmethod
-    def checkout(engine: Engine) -> Connection:
+    def checkout(self, engine: Engine) -> Connection:
         """Take a connection from ``engine``'s pool, waiting at most its ``pool_timeout``.
 
         The wait is marked (`stateful.backend.waiting_for_connection`), so an
