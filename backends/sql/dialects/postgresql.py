@@ -114,7 +114,7 @@ class PostgreSQLDialect(OnConflictDialect):
     def open(self, *, write: bool, single: bool) -> Iterator[Connection]:
         """On an application's engine, run lone statements on an autocommit checkout."""
         if single and not self.explicit:
-            with self.autocommit_engine.connect() as conn:
+            with self.checkout(self.autocommit_engine) as conn:
                 yield conn
             return
         with super().open(write=write, single=single) as conn:

@@ -29,13 +29,20 @@ from typing import Any
 
 import aiosqlite
 from sqlalchemy import Table, delete, select
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import await_
 
+from stateful.errors import BackendUnavailable
+
+from ..errors import sqlite_code
 from ..schema import Tables
 from .on_conflict import OnConflictDialect
+
+#: SQLite's result code for "unable to open database file".
+SQLITE_CANTOPEN = 14
 
 _writer_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
     weakref.WeakKeyDictionary()
@@ -81,6 +88,25 @@ class SQLiteDialect(OnConflictDialect):
         self.purge = delete(links).where(links.c.link_key.in_(expired))
         database = engine.url.database or ""
         self.database = os.path.abspath(database) if database else database
+
+    def checkout(self, engine: Engine) -> Connection:
+        """Open or reuse a connection; a file SQLite cannot open is named in the error."""
+        try:
+            return super().checkout(engine)
+        except sa_exc.OperationalError as exc:
+            if sqlite_code(exc) != SQLITE_CANTOPEN:
+                raise
+            path = self.database or ":memory:"
+            folder = os.path.dirname(path)
+            hint = (
+                f"the directory {folder!r} does not exist"
+                if folder and not os.path.isdir(folder)
+                else "check that the file and its directory are readable and writable"
+            )
+            raise BackendUnavailable(
+                f"cannot open the SQLite database file {path!r} "
+                f"(from URL {self.engine.url.render_as_string(hide_password=True)!r}): {hint}"
+            ) from exc
 
     def turn_for(self, *, write: bool) -> asyncio.Lock | None:
         """Writers to the same file take turns within the process; readers never wait."""
