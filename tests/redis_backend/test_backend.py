@@ -64,10 +64,13 @@ async def test_server_clock_lets_redis_expire_temporary_links(redis_url: str, ra
         assert await raw.pexpiretime(key.decode()) == int(expires)
         # A second, longer temporary link: the hash lives as long as its latest link.
         await ex.set_linked_pod(NS, "u", "other", 1, 200)
-        (other,) = (await raw.hget(key, "other") or b"").decode().split(":")[2:]
+        other_value = await raw.hget(key, "other")
+        assert isinstance(other_value, bytes)
+        other = other_value.decode().split(":")[2]
         assert await raw.pexpiretime(key.decode()) == int(other)
         await ex.set_linked_pod_if_absent(NS, "u", SVC, 9, -1)  # refresh to permanent
-        assert (await raw.hget(key, SVC) or b"").startswith(b"4:")
+        refreshed = await raw.hget(key, SVC)
+        assert isinstance(refreshed, bytes) and refreshed.startswith(b"4:")
         assert await raw.pttl(key) == -1  # a permanent link: no native expiry
         await ex.remove_linked_pod(NS, "u", SVC, 30)  # persist window
         assert 190_000 < await raw.pttl(key) <= 200_000  # "other" lives longer
