@@ -195,10 +195,12 @@ class RedisBackend(Backend):
 
         Standalone/Sentinel: one EVALSHA that also updates the index. Cluster:
         (1) `index_add` puts the uid in ``target``'s index — before the script
-        when ``index_first`` (the call usually links), else only if the script
-        replies that it needs it; (2) the script; (3) `index_drop` takes the
-        uid out of the pod the link left. A crash between the steps leaves the
-        index over-reporting, which readers tolerate and repair.
+        when ``index_first`` (`set_linked_pod`: it always links), else only
+        when the script replies that it would link the uid to a pod it is not
+        live on (then the script runs again); (2) the script; (3)
+        `index_drop` takes the uid out of the pod the link left. A crash
+        between the steps leaves the index over-reporting, which readers
+        tolerate and repair.
         """
         key = self._keys.link_hash(namespace, uid)
         service = service_name.encode()
@@ -327,7 +329,7 @@ class RedisBackend(Backend):
         """Link unless a live permanent link to another pod exists."""
         reply = await self._write(
             _TRY_SET_LINKED_POD, namespace, uid, service_name, pod_id,
-            (str(pod_id), str(persist_seconds)), index_first=True,
+            (str(pod_id), str(persist_seconds)), index_first=False,
         )
         return bool(int(reply[0])), int(reply[1])
 
