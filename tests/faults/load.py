@@ -28,7 +28,7 @@ from stateful import BackendUnavailable, StatefulExecutor
 #: Long variants: ``STATEFUL_DEEP=1`` or ``HYPOTHESIS_PROFILE=deep`` (see docs/reliability.md).
 DEEP = os.environ.get("STATEFUL_DEEP") == "1" or os.environ.get("HYPOTHESIS_PROFILE") == "deep"
 
-SERVICE = "game"
+SERVICE = "game"  # the service of every link the load makes
 PODS = 8
 #: Uids per call of the final read-back.
 READ_BACK_CHUNK = 500
@@ -172,6 +172,9 @@ class Load:
                 own[index] = self._new_uid(worker)
                 # A failing store answers at once; do not spin on it.
                 await asyncio.sleep(0.01)
+            else:
+                # A store that never suspends (memory) must not starve the test.
+                await asyncio.sleep(0)
 
     async def _one_call(self, uid: str) -> bool:
         """Make one random call on ``uid``; return False if its outcome is unknown."""
