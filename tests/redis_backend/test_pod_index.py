@@ -284,3 +284,31 @@ async def test_drain_removes_each_link_once_and_leaves_moved_ones(any_url: str) 
             await backend.client.execute_command("DEL", pending)  # as if all were old
             assert await _links(ex, 7) == []
         assert await _indexed(backend, 7) == []
+
+
+async def test_standalone_counts_skip_dead_temporary_links_without_reading_them(
+    redis_url: str,
+) -> None:
+    clock = ManualClock(start_ms=5_000)
+    backend = scratch_backend(redis_url, clock)
+    async with StatefulExecutor(backend) as ex:
+        await ex.set_linked_pod(NS, "a", SVC, 1, 10)
+        await ex.set_linked_pod(NS, "b", SVC, 1, 20)
+        await ex.set_linked_pod(NS, "c", SVC, 1, -1)
+        await ex.set_linked_pod(NS, "d", SVC, 2, 10)
+        assert await ex.count_pod_links(NS, SVC) == {1: 3, 2: 1}
+        clock.advance_ms(9_999)
+        assert await ex.count_pod_links(NS, SVC) == {1: 3, 2: 1}
+        clock.advance_ms(1)  # a and d die at this very instant
+        assert await ex.count_pod_links(NS, SVC) == {1: 2}
+        await ex.set_linked_pod(NS, "a", SVC, 1, -1)  # back, permanent: counted again
+        await ex.remove_linked_pod(NS, "c", SVC, 5)  # temporary now, 5 s
+        assert await ex.count_pod_links(NS, SVC) == {1: 3}
+        clock.advance(5)
+        assert await ex.count_pod_links(NS, SVC) == {1: 2}
+        clock.advance(5)  # b dies too
+        assert await ex.count_pod_links(NS, SVC) == {1: 1}
+        assert await _links(ex, 1) == ["a"]
+        assert await _indexed(backend, 1) == ["a"]  # the walk dropped the dead ones
+        temporary = backend.keys.index_keys(NS, SVC, 1)[3]
+        assert await backend.client.execute_command("ZCARD", temporary) == 0
