@@ -11,7 +11,8 @@ The pod index of (namespace, service, pod) is a sorted set, every score 0,
 members the uids linked there (walked in lexical order); it may over-report
 (dead or moved links), never under-report. 'ix' below is the index key prefix
 'P{ns:svc}:ix': pod p's index is ix..':'..p, ix..'p' the set of pods that have
-an index, ix..'w' the pending index steps of a cluster (see index_add.lua).
+an index, ix..'t:'..p the temporary links among p's entries (standalone;
+score = expiry), ix..'w' the pending index steps of a cluster (index_add.lua).
 ]]
 
 -- Read TIME at most once: Redis 7.0 does not freeze it inside a script.
@@ -56,10 +57,13 @@ local function live(value)
   return pod, updated, expires
 end
 
--- Drop uid from pod's index (standalone: inside the link script).
+-- Drop uid from pod's index (standalone: inside the link script), and from
+-- its temporary entries ix..'t:'..pod (score: expiry), which let counts skip
+-- the entries of dead temporary links without reading them.
 local function unindex(ix, pod, uid)
   local key = ix .. ':' .. pod
   redis.call('ZREM', key, uid)
+  redis.call('ZREM', ix .. 't:' .. pod, uid)
   if redis.call('EXISTS', key) == 0 then redis.call('SREM', ix .. 'p', pod) end
 end
 
@@ -88,9 +92,16 @@ local function store(link, pod, seconds)
   local value = pod .. ':' .. ms(now)
   if seconds >= 0 then value = value .. ':' .. ms(now + seconds * 1000) end
   redis.call('HSET', link.key, link.field, value)
-  if link.ix ~= '' and pod ~= link.pod then
-    if link.old and link.old ~= pod then unindex(link.ix, link.old, link.uid) end
-    index(link.ix, pod, link.uid)
+  if link.ix ~= '' then
+    if pod ~= link.pod then
+      if link.old and link.old ~= pod then unindex(link.ix, link.old, link.uid) end
+      index(link.ix, pod, link.uid)
+    end
+    if seconds >= 0 then
+      redis.call('ZADD', link.ix .. 't:' .. pod, ms(now + seconds * 1000), link.uid)
+    else
+      redis.call('ZREM', link.ix .. 't:' .. pod, link.uid)
+    end
   end
   if link.old ~= pod then link.moved = link.old end
   link.dirty = true

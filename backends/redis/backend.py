@@ -61,6 +61,7 @@ _REMOVE_LINKED_POD = _load("remove_linked_pod", "_links", "_write")
 _GET_LINKED_PODS = _load("get_linked_pods", "_links")
 _GET_LINK_INFO = _load("get_link_info", "_links")
 _POD_PAGE = _load("pod_page", "_links")
+_COUNT_PODS = _load("count_pods", "_links")
 _INDEX_ADD = _load("index_add")
 _INDEX_DROP = _load("index_drop")
 _SET_POD_STATE = _load("set_pod_state", "_states")
@@ -503,25 +504,30 @@ class RedisBackend(Backend):
         return [_text(uid) for uid in uids], cursor
 
     async def count_pod_links(self, namespace: str, service_name: str) -> dict[int, int]:
-        """Return live links per pod: each indexed pod's index walked and checked."""
+        """Return live links per pod.
+
+        Standalone/Sentinel: one script, index sizes less their dead
+        temporary entries (O(log n) per pod). Cluster: each indexed pod's
+        index walked and every candidate checked against its link.
+        """
         pods_key = self._keys.index_keys(namespace, service_name, 0)[1]
-        pods: list[Any] = sorted(
+        if not self._cluster:
+            flat: list[Any] = await _COUNT_PODS.run(
+                self._client, (pods_key,),
+                (self._now(), self._keys.pod_index(namespace, service_name)),
+            )
+            return {int(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2)}
+        pods = sorted(
             int(pod) for pod in await self._client.execute_command("SMEMBERS", pods_key)
         )
         counts: dict[int, int] = {}
         for pod in pods:
             total, cursor = 0, None
             while True:
-                if self._cluster:
-                    live, cursor = await self._checked_page(
-                        namespace, service_name, pod, cursor, CHUNK
-                    )
-                    total += len(live)
-                else:
-                    cursor, _, rest = await self._page(
-                        namespace, service_name, pod, "count", cursor, CHUNK
-                    )
-                    total += int(rest[0])
+                live, cursor = await self._checked_page(
+                    namespace, service_name, pod, cursor, CHUNK
+                )
+                total += len(live)
                 if cursor is None:
                     break
             if total:

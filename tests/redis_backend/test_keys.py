@@ -55,10 +55,11 @@ def test_every_key_reads_back_to_its_tuple(
     assert keys.link_hash(ns, uid) == f"{keys.link_head(ns)}{encode(uid)}}}".encode()
     assert parse(keys.pod_states(ns, svc), prefix) == ("pods", ns, svc)
     assert parse(keys.workload_states(ns), prefix) == ("workload", ns)
-    index, pods, pending = keys.index_keys(ns, svc, pod)
+    index, pods, pending, temporary = keys.index_keys(ns, svc, pod)
     assert parse(index, prefix) == ("ix", ns, svc, str(pod))
     assert parse(pods, prefix) == ("ixp", ns, svc)
     assert parse(pending, prefix) == ("ixw", ns, svc)
+    assert parse(temporary, prefix) == ("ixt", ns, svc, str(pod))
     assert index.startswith(keys.pod_index(ns, svc) + b":")
 
 
