@@ -66,7 +66,18 @@ _WAIT_FOR_IS_SAFE = sys.version_info >= (3, 12)
 
 
 class _CancelSafeSend(AbstractConnection):
-    """Sends under ``asyncio.timeout`` rather than ``asyncio.wait_for`` (see the module doc)."""
+    """Sends under ``asyncio.timeout`` rather than ``asyncio.wait_for`` (see the module doc).
+
+    Also refuses to reconnect once `terminate` dropped it, so a call caught in
+    a close fails at once instead of retrying on a new socket.
+    """
+
+    dropped = False
+
+    async def _connect(self) -> None:
+        if self.dropped:
+            raise RedisConnectionError("the client was closed")
+        await super()._connect()  # type: ignore[safe-super, no-untyped-call]
 
     async def send_packed_command(
         self, command: bytes | str | Iterable[bytes], check_health: bool = True
@@ -185,9 +196,13 @@ class _Bounded(ConnectionPool):
     def __init__(self, *args: Any, pool_timeout: float | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.slots = Slots(self.max_connections, pool_timeout)
+        #: Set by `terminate`: no more connections are handed out.
+        self.dropped = False
 
     async def get_connection(self, *args: Any, **kwargs: Any) -> AbstractConnection:
         """Wait for a free slot, then return a connected connection (see `Slots`)."""
+        if self.dropped:
+            raise RedisConnectionError("the client was closed")
         await self.slots.acquire()
         try:
             # Synchronous: nothing can interrupt the bookkeeping.
@@ -287,9 +302,15 @@ def _connections(client: Redis | RedisCluster) -> Iterator[AbstractConnection]:
 def terminate(client: Redis | RedisCluster) -> None:
     """Abort every socket of ``client`` now, without waiting for the server.
 
-    The connections stay usable objects: the next command reconnects.
+    Calls in flight on those sockets fail at once (a cluster client may still
+    retry on new connections while its own retries last); connections and
+    pools of this module then refuse to reconnect.
     """
+    if not isinstance(client, RedisCluster) and isinstance(client.connection_pool, _Bounded):
+        client.connection_pool.dropped = True
     for connection in _connections(client):
+        if isinstance(connection, _CancelSafeSend):
+            connection.dropped = True
         writer = connection._writer  # no public handle on the transport
         if writer is not None:
             writer.transport.abort()
