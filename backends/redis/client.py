@@ -65,7 +65,7 @@ DEFAULT_SOCKET_TIMEOUT = 5.0
 _WAIT_FOR_IS_SAFE = sys.version_info >= (3, 12)
 
 
-class _CancelSafeSend(AbstractConnection):
+class CancelSafeSend(AbstractConnection):
     """Sends under ``asyncio.timeout`` rather than ``asyncio.wait_for`` (see the module doc).
 
     Also refuses to reconnect once `terminate` dropped it, so a call caught in
@@ -113,23 +113,23 @@ class _CancelSafeSend(AbstractConnection):
             raise
 
 
-class CancelSafeConnection(_CancelSafeSend, Connection):
+class CancelSafeConnection(CancelSafeSend, Connection):
     """TCP connection that never loses a cancellation."""
 
 
-class CancelSafeSSLConnection(_CancelSafeSend, SSLConnection):
+class CancelSafeSSLConnection(CancelSafeSend, SSLConnection):
     """TLS connection that never loses a cancellation."""
 
 
-class CancelSafeUnixConnection(_CancelSafeSend, UnixDomainSocketConnection):
+class CancelSafeUnixConnection(CancelSafeSend, UnixDomainSocketConnection):
     """Unix-socket connection that never loses a cancellation."""
 
 
-class CancelSafeSentinelConnection(_CancelSafeSend, SentinelManagedConnection):
+class CancelSafeSentinelConnection(CancelSafeSend, SentinelManagedConnection):
     """Connection to a Sentinel-managed master that never loses a cancellation."""
 
 
-class CancelSafeSentinelSSLConnection(_CancelSafeSend, SentinelManagedSSLConnection):
+class CancelSafeSentinelSSLConnection(CancelSafeSend, SentinelManagedSSLConnection):
     """TLS connection to a Sentinel-managed master that never loses a cancellation."""
 
 
@@ -145,7 +145,7 @@ CANCEL_SAFE: dict[type[AbstractConnection], type[AbstractConnection]] = {
 
 def is_cancel_safe(connection_class: type[AbstractConnection]) -> bool:
     """Tell whether connections of this class keep every cancellation."""
-    return _WAIT_FOR_IS_SAFE or issubclass(connection_class, _CancelSafeSend)
+    return _WAIT_FOR_IS_SAFE or issubclass(connection_class, CancelSafeSend)
 
 
 class Slots:
@@ -309,7 +309,7 @@ def terminate(client: Redis | RedisCluster) -> None:
     if not isinstance(client, RedisCluster) and isinstance(client.connection_pool, _Bounded):
         client.connection_pool.dropped = True
     for connection in _connections(client):
-        if isinstance(connection, _CancelSafeSend):
+        if isinstance(connection, CancelSafeSend):
             connection.dropped = True
         writer = connection._writer  # no public handle on the transport
         if writer is not None:
