@@ -18,9 +18,12 @@ from stateful.backends.redis.client import (
     DEFAULT_SOCKET_TIMEOUT,
     BoundedConnectionPool,
     BoundedRedisCluster,
+    BoundedSentinelPool,
+    CancelSafeSend,
 )
 from stateful.backends.redis.urls import client_from_url
 from tests.redis_backend.scratch import delete_prefix
+from tests.redis_backend.servers import SentinelProcesses
 from tests.redis_backend.test_client_cancel import make_backend, url  # noqa: F401 - fixture
 
 NS, SVC = "ns", "svc"
@@ -163,7 +166,9 @@ async def test_socket_timeout_bounds_a_call_without_executor_timeout(
     stalled: StalledServer,
 ) -> None:
     """No executor timeout: the socket timeout ends the call (BackendUnavailable)."""
-    executor = StatefulExecutor(make_backend(f"redis://127.0.0.1:{stalled.port}/0?socket_timeout=0.3"))
+    executor = StatefulExecutor(
+        make_backend(f"redis://127.0.0.1:{stalled.port}/0?socket_timeout=0.3")
+    )
     try:
         started = time.monotonic()
         with pytest.raises(BackendUnavailable):
@@ -237,3 +242,31 @@ def test_known_options_and_defaults() -> None:
     assert options["socket_connect_timeout"] == DEFAULT_CONNECT_TIMEOUT
     with pytest.raises(ValidationError, match="pool_timeout"):
         client_from_url("redis://h", pool_timeout=-1)
+
+
+# -- sentinel ----------------------------------------------------------------------------
+
+
+async def test_sentinel_client_is_bounded_and_cancel_safe(
+    redis_sentinel: SentinelProcesses,
+) -> None:
+    """The master's pool waits for connections and its connections keep cancellations."""
+    backend = make_backend(redis_sentinel.url, max_connections=4)
+    client = backend.client
+    assert isinstance(client, Redis)
+    pool = client.connection_pool
+    assert isinstance(pool, BoundedSentinelPool)
+    assert issubclass(pool.connection_class, CancelSafeSend)
+    assert backend.cancel_safe
+    executor = StatefulExecutor(backend)
+    try:
+        pods = await asyncio.wait_for(
+            asyncio.gather(*(executor.set_linked_pod(NS, f"u{i}", SVC, i, -1) for i in range(500))),
+            60,
+        )
+        assert pods == [None] * 500
+        assert len(pool._in_use_connections) + len(pool._available_connections) <= 4
+        assert await executor.get_linked_pod(NS, "u499", SVC) == 499
+    finally:
+        await delete_prefix(backend.client, backend.keys.prefix)
+        await executor.aclose()
