@@ -97,8 +97,14 @@ class CancelSafeSend(AbstractConnection):
         writer = self._writer
         assert writer is not None  # connected just above
         try:
-            async with asyncio.timeout(timeout):
-                writer.writelines(chunks)
+            writer.writelines(chunks)
+            if writer.transport.get_write_buffer_size():
+                # Part of the command waits in our buffer: drain may block.
+                async with asyncio.timeout(timeout):
+                    await writer.drain()
+            else:
+                # All of it reached the kernel, so drain cannot block (the
+                # transport is not paused): no timer needed on the hot path.
                 await writer.drain()
         except TimeoutError:
             await self.disconnect(nowait=True)
