@@ -18,7 +18,6 @@ from redis.asyncio.connection import AbstractConnection
 
 from stateful import StatefulExecutor
 from stateful.backends.redis import CHUNK, RedisBackend
-from stateful.backends.redis.client import CancelSafeSend
 from tests.redis_backend.monitor import CommandLog, Received
 from tests.redis_backend.scratch import scratch_backend
 
@@ -56,20 +55,12 @@ class SendCounter:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.count = 0
         original = AbstractConnection.send_packed_command
-        ours = CancelSafeSend.send_packed_command
 
         async def counting(connection: AbstractConnection, *args: Any, **kwargs: Any) -> None:
-            # Our cancel-safe connections are counted once, by their own override.
-            if not isinstance(connection, CancelSafeSend):
-                self.count += 1
+            self.count += 1
             await original(connection, *args, **kwargs)
 
-        async def counting_ours(connection: Any, *args: Any, **kwargs: Any) -> None:
-            self.count += 1
-            await ours(connection, *args, **kwargs)
-
         monkeypatch.setattr(AbstractConnection, "send_packed_command", counting)
-        monkeypatch.setattr(CancelSafeSend, "send_packed_command", counting_ours)
 
     def take(self) -> int:
         count, self.count = self.count, 0
