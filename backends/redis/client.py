@@ -119,6 +119,10 @@ class CancelSafeSend(AbstractConnection):
             raise
 
 
+#: The name redis-core's round-trip test counts sends by.
+_CancelSafeSend = CancelSafeSend
+
+
 class CancelSafeConnection(CancelSafeSend, Connection):
     """TCP connection that never loses a cancellation."""
 
