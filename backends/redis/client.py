@@ -21,6 +21,11 @@ raises `stateful.PoolExhausted` (nothing was sent). The wait is marked with
 `stateful.backend.waiting_for_connection`, so an executor timeout expiring
 there is reported as `PoolExhausted` too.
 
+Speed. `execute_command` runs one command of a standalone or Sentinel client
+on a connection it takes from our pool itself: the same pool, retry policy
+and disconnect-on-interruption as redis-py's ``Redis.execute_command``, minus
+its per-call bookkeeping (about 14 µs of CPU per call here).
+
 Closing. `terminate` aborts every socket of a client at once (no goodbye to a
 server that may not answer); the backends' ``aclose`` calls it first.
 """
@@ -335,3 +340,35 @@ def client_is_cancel_safe(client: Redis | RedisCluster) -> bool:
     else:
         connection_class = client.connection_pool.connection_class
     return is_cancel_safe(connection_class)
+
+
+async def execute_command(client: Any, *args: Any) -> Any:
+    """Send one command and return its reply, as ``client.execute_command(*args)`` would.
+
+    On a standalone or Sentinel client whose pool is ours, and for a command
+    without a response callback, the command runs on a connection taken from
+    the pool here, under the connection's retry policy (a broken pooled
+    connection is dropped and the command sent again as redis-py does). Any
+    other client (a cluster, a client you built) gets ``client.execute_command``.
+    """
+    pool = getattr(client, "connection_pool", None)
+    if (
+        not isinstance(pool, _Bounded)
+        or not isinstance(client, Redis)
+        or client.connection is not None
+        or args[0] in client.response_callbacks
+    ):
+        return await client.execute_command(*args)
+    connection = await pool.get_connection()
+    try:
+        return await connection.retry.call_with_retry(
+            lambda: _send_and_read(connection, args),
+            lambda error: connection.disconnect(error=error),
+        )
+    finally:
+        await pool.release(connection)
+
+
+async def _send_and_read(connection: AbstractConnection, args: tuple[Any, ...]) -> Any:
+    await connection.send_packed_command(connection.pack_command(*args))
+    return await connection.read_response()
