@@ -21,6 +21,11 @@ raises `stateful.PoolExhausted` (nothing was sent). The wait is marked with
 `stateful.backend.waiting_for_connection`, so an executor timeout expiring
 there is reported as `PoolExhausted` too.
 
+Speed. `execute_command` runs one command of a standalone or Sentinel client
+on a connection it takes from our pool itself: the same pool, retry policy
+and disconnect-on-interruption as redis-py's ``Redis.execute_command``, minus
+its per-call bookkeeping (about 14 µs of CPU per call here).
+
 Closing. `terminate` aborts every socket of a client at once (no goodbye to a
 server that may not answer); the backends' ``aclose`` calls it first.
 """
@@ -65,8 +70,19 @@ DEFAULT_SOCKET_TIMEOUT = 5.0
 _WAIT_FOR_IS_SAFE = sys.version_info >= (3, 12)
 
 
-class _CancelSafeSend(AbstractConnection):
-    """Sends under ``asyncio.timeout`` rather than ``asyncio.wait_for`` (see the module doc)."""
+class CancelSafeSend(AbstractConnection):
+    """Sends under ``asyncio.timeout`` rather than ``asyncio.wait_for`` (see the module doc).
+
+    Also refuses to reconnect once `terminate` dropped it, so a call caught in
+    a close fails at once instead of retrying on a new socket.
+    """
+
+    dropped = False
+
+    async def _connect(self) -> None:
+        if self.dropped:
+            raise RedisConnectionError("the client was closed")
+        await super()._connect()  # type: ignore[safe-super, no-untyped-call]
 
     async def send_packed_command(
         self, command: bytes | str | Iterable[bytes], check_health: bool = True
@@ -86,8 +102,14 @@ class _CancelSafeSend(AbstractConnection):
         writer = self._writer
         assert writer is not None  # connected just above
         try:
-            async with asyncio.timeout(timeout):
-                writer.writelines(chunks)
+            writer.writelines(chunks)
+            if writer.transport.get_write_buffer_size():
+                # Part of the command waits in our buffer: drain may block.
+                async with asyncio.timeout(timeout):
+                    await writer.drain()
+            else:
+                # All of it reached the kernel, so drain cannot block (the
+                # transport is not paused): no timer needed on the hot path.
                 await writer.drain()
         except TimeoutError:
             await self.disconnect(nowait=True)
@@ -102,23 +124,27 @@ class _CancelSafeSend(AbstractConnection):
             raise
 
 
-class CancelSafeConnection(_CancelSafeSend, Connection):
+#: The name redis-core's round-trip test counts sends by.
+_CancelSafeSend = CancelSafeSend
+
+
+class CancelSafeConnection(CancelSafeSend, Connection):
     """TCP connection that never loses a cancellation."""
 
 
-class CancelSafeSSLConnection(_CancelSafeSend, SSLConnection):
+class CancelSafeSSLConnection(CancelSafeSend, SSLConnection):
     """TLS connection that never loses a cancellation."""
 
 
-class CancelSafeUnixConnection(_CancelSafeSend, UnixDomainSocketConnection):
+class CancelSafeUnixConnection(CancelSafeSend, UnixDomainSocketConnection):
     """Unix-socket connection that never loses a cancellation."""
 
 
-class CancelSafeSentinelConnection(_CancelSafeSend, SentinelManagedConnection):
+class CancelSafeSentinelConnection(CancelSafeSend, SentinelManagedConnection):
     """Connection to a Sentinel-managed master that never loses a cancellation."""
 
 
-class CancelSafeSentinelSSLConnection(_CancelSafeSend, SentinelManagedSSLConnection):
+class CancelSafeSentinelSSLConnection(CancelSafeSend, SentinelManagedSSLConnection):
     """TLS connection to a Sentinel-managed master that never loses a cancellation."""
 
 
@@ -134,7 +160,7 @@ CANCEL_SAFE: dict[type[AbstractConnection], type[AbstractConnection]] = {
 
 def is_cancel_safe(connection_class: type[AbstractConnection]) -> bool:
     """Tell whether connections of this class keep every cancellation."""
-    return _WAIT_FOR_IS_SAFE or issubclass(connection_class, _CancelSafeSend)
+    return _WAIT_FOR_IS_SAFE or issubclass(connection_class, CancelSafeSend)
 
 
 class Slots:
@@ -185,9 +211,13 @@ class _Bounded(ConnectionPool):
     def __init__(self, *args: Any, pool_timeout: float | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.slots = Slots(self.max_connections, pool_timeout)
+        #: Set by `terminate`: no more connections are handed out.
+        self.dropped = False
 
     async def get_connection(self, *args: Any, **kwargs: Any) -> AbstractConnection:
         """Wait for a free slot, then return a connected connection (see `Slots`)."""
+        if self.dropped:
+            raise RedisConnectionError("the client was closed")
         await self.slots.acquire()
         try:
             # Synchronous: nothing can interrupt the bookkeeping.
@@ -287,9 +317,15 @@ def _connections(client: Redis | RedisCluster) -> Iterator[AbstractConnection]:
 def terminate(client: Redis | RedisCluster) -> None:
     """Abort every socket of ``client`` now, without waiting for the server.
 
-    The connections stay usable objects: the next command reconnects.
+    Calls in flight on those sockets fail at once (a cluster client may still
+    retry on new connections while its own retries last); connections and
+    pools of this module then refuse to reconnect.
     """
+    if not isinstance(client, RedisCluster) and isinstance(client.connection_pool, _Bounded):
+        client.connection_pool.dropped = True
     for connection in _connections(client):
+        if isinstance(connection, CancelSafeSend):
+            connection.dropped = True
         writer = connection._writer  # no public handle on the transport
         if writer is not None:
             writer.transport.abort()
@@ -304,3 +340,35 @@ def client_is_cancel_safe(client: Redis | RedisCluster) -> bool:
     else:
         connection_class = client.connection_pool.connection_class
     return is_cancel_safe(connection_class)
+
+
+async def execute_command(client: Any, *args: Any) -> Any:
+    """Send one command and return its reply, as ``client.execute_command(*args)`` would.
+
+    On a standalone or Sentinel client whose pool is ours, and for a command
+    without a response callback, the command runs on a connection taken from
+    the pool here, under the connection's retry policy (a broken pooled
+    connection is dropped and the command sent again as redis-py does). Any
+    other client (a cluster, a client you built) gets ``client.execute_command``.
+    """
+    pool = getattr(client, "connection_pool", None)
+    if (
+        not isinstance(pool, _Bounded)
+        or not isinstance(client, Redis)
+        or client.connection is not None
+        or args[0] in client.response_callbacks
+    ):
+        return await client.execute_command(*args)
+    connection = await pool.get_connection()
+    try:
+        return await connection.retry.call_with_retry(
+            lambda: _send_and_read(connection, args),
+            lambda error: connection.disconnect(error=error),
+        )
+    finally:
+        await pool.release(connection)
+
+
+async def _send_and_read(connection: AbstractConnection, args: tuple[Any, ...]) -> Any:
+    await connection.send_packed_command(connection.pack_command(*args))
+    return await connection.read_response()
