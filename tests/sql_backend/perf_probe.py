@@ -8,8 +8,9 @@ Run::
 For PostgreSQL (asyncpg) and MariaDB (asyncmy), and a SQLite file (aiosqlite),
 at concurrency 1, 10 and 64: ``get_linked_pod`` and ``set_linked_pod`` through
 a `StatefulExecutor`, and the minimal raw equivalent on the driver's own pool
-(one ``SELECT``; one upsert), in interleaved rounds of ``--seconds`` each;
-prints the median operations per second and the ratio stateful / raw.
+(one ``SELECT``; one upsert), plus (PostgreSQL) ``set_linked_pod`` run as
+before the one-statement CTE (a two-statement transaction), in interleaved
+rounds of ``--seconds`` each; prints the median operations per second and the ratio stateful / raw.
 """
 
 from __future__ import annotations
@@ -19,13 +20,15 @@ import asyncio
 import statistics
 import tempfile
 import time
+import types
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy.engine import make_url
 
 from stateful import StatefulExecutor
-from stateful.backends.sql import from_url, migrate_url
+from stateful.backends.sql import SQLBackend, from_url, migrate_url
+from stateful.backends.sql.dialects.base import Dialect
 from stateful.backends.sql.keys import link_key, owner_key, service_key
 
 PREFIX = "probe_"
@@ -105,6 +108,21 @@ def stateful_ops(ex: StatefulExecutor) -> dict[str, Op]:
     return {"get stateful": get, "set stateful": set_}
 
 
+def two_statement_set(ex: StatefulExecutor) -> Op:
+    """`set_linked_pod` as it was before the one-statement CTE (PostgreSQL), for comparison:
+    BEGIN; SELECT ... FOR UPDATE; UPDATE or INSERT; COMMIT."""
+    backend = ex.backend
+    assert isinstance(backend, SQLBackend)
+    dialect = backend.dialect
+    dialect.set_linked_pod = types.MethodType(Dialect.set_linked_pod, dialect)  # type: ignore[method-assign]
+    dialect.single_statement = dialect.single_statement - {"set_linked_pod"}  # type: ignore[misc]
+
+    async def set_(i: int) -> object:
+        return await ex.set_linked_pod(NS, f"u{i % UIDS}", SVC, i % 8, -1)
+
+    return set_
+
+
 async def probe(url: str, label: str, seconds: float, rounds: int, pools: list[str]) -> None:
     """Print the table for one database."""
     await migrate_url(url, table_prefix=PREFIX)
@@ -115,6 +133,8 @@ async def probe(url: str, label: str, seconds: float, rounds: int, pools: list[s
         if not url.startswith("sqlite"):
             options |= {"pool_size": size, "max_overflow": overflow}
         ex = StatefulExecutor(from_url(url, **options))
+        old = StatefulExecutor(from_url(url, **options)) if raw is not None else None
+        old_set = two_statement_set(old) if old is not None else None
         for i in range(UIDS):
             await ex.set_linked_pod(NS, f"u{i}", SVC, i % 8, -1)
         if raw is not None:
@@ -123,8 +143,8 @@ async def probe(url: str, label: str, seconds: float, rounds: int, pools: list[s
             cases: dict[str, list[float]] = {}
             for _ in range(rounds):
                 ops = stateful_ops(ex)
-                if raw is not None:
-                    ops |= {"get raw": raw.get, "set raw": raw.set}
+                if raw is not None and old_set is not None:
+                    ops |= {"get raw": raw.get, "set raw": raw.set, "set 2-statement": old_set}
                 for name, op in ops.items():
                     cases.setdefault(name, []).append(await throughput(op, concurrency, seconds))
             med = {name: statistics.median(v) for name, v in cases.items()}
@@ -136,6 +156,8 @@ async def probe(url: str, label: str, seconds: float, rounds: int, pools: list[s
                 )
             print(f"{label} pool {pool} c={concurrency:2d}: {line}", flush=True)
         await ex.aclose()
+        if old is not None:
+            await old.aclose()
         if raw is not None:
             await raw.close()
 

@@ -245,3 +245,29 @@ async def test_pod_queries_use_the_pod_index(backend: SQLBackend) -> None:
             plan = (await conn.execute(text(explain + query))).all()
             assert f"ix_{links}_pod" in repr(plan), plan
             assert "Seq Scan" not in repr(plan) and "SCAN " + links not in repr(plan), plan
+
+
+async def test_racing_set_linked_pod_reports_a_chain_of_previous_pods(
+    sql_url: str, backend: SQLBackend
+) -> None:
+    """set_linked_pod from 4 engines on one new link: each call's "previous" is the pod of
+    exactly one other call (a total order), the first sees None, the last one stays."""
+    backends = [backend] + [
+        from_url(sql_url, table_prefix=endpoints.PREFIX, clock=backend._clock) for _ in range(3)
+    ]
+    try:
+        for round_ in range(6):
+            ns = _ns()
+            pods = list(range(16))
+            previous = await asyncio.gather(
+                *(
+                    backends[pod % 4].set_linked_pod(ns, f"u{round_}", "svc", pod, -1)
+                    for pod in pods
+                )
+            )
+            final = await backend.get_linked_pod(ns, f"u{round_}", "svc")
+            assert previous.count(None) == 1
+            assert sorted(p for p in previous if p is not None) == [p for p in pods if p != final]
+    finally:
+        for other in backends[1:]:
+            await other.aclose()
