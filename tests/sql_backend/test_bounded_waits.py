@@ -121,7 +121,7 @@ def test_default_engines_bound_every_wait(monkeypatch: pytest.MonkeyPatch) -> No
     ]:
         backend = from_url(url, connect_args={"command_timeout": 5} if "pg" in url else {})
         pool = backend.engine.sync_engine.pool
-        assert (pool.size(), pool._max_overflow, pool._timeout) == (10, 10, 30.0)  # type: ignore[attr-defined]
+        assert (pool.size(), pool._max_overflow, pool._timeout) == (10, 0, 30.0)  # type: ignore[attr-defined]
         if "pg" in url:
             expected["command_timeout"] = 5  # the user's value wins, the others stay
         assert expected.items() <= seen[-1]["connect_args"].items()
