@@ -215,6 +215,28 @@ class RedisClusterProcesses:
                     time.sleep(0.05)
         self.wait_ok(timeout)
 
+    def wait_replicas_in_sync(self, timeout: float = 30.0) -> None:
+        """Wait until as many live nodes as there are replicas replicate, in sync.
+
+        After a failover and the old master's restart, that node must first
+        rejoin as a replica and sync before it can take over in turn.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            synced = 0
+            for node in self.nodes + self.replicas:
+                if node.process.poll() is not None:
+                    continue
+                with node.client() as client:
+                    info = client.info("replication")
+                    if info.get("role") == "slave" and info.get("master_link_status") == "up":
+                        synced += 1
+            if synced == len(self.replicas):
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{synced} of {len(self.replicas)} replicas in sync")
+            time.sleep(0.05)
+
     def master_of_slot(self, slot: int) -> RedisProcess:
         """The node that serves ``slot`` now (after a failover, maybe a former replica)."""
         by_port = {node.port: node for node in self.nodes + self.replicas}
