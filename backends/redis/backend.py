@@ -486,7 +486,8 @@ class RedisBackend(Backend):
             member for member, pod in zip(candidates, pods, strict=True) if pod != pod_id
         ]
         if stale:
-            await self._index_drop(namespace, service_name, pod_id, seen, stale)
+            # The answer is already right; a failed clean-up only leaves them stale.
+            await self._index_drop_quietly(namespace, service_name, pod_id, seen, stale)
         return live, cursor
 
     async def pod_links_page(
