@@ -81,7 +81,8 @@ local function open(key, field, uid, ix)
   local raw = redis.call('HGET', key, field)
   local link = {key = key, field = field, uid = uid, ix = ix, dirty = false}
   if raw then
-    link.old = parse(raw)
+    local _, _, expires = parse(raw)
+    link.old, link.old_temporary = parse(raw), expires ~= nil
     link.pod, link.updated, link.expires = live(raw)
   end
   return link
@@ -92,6 +93,8 @@ local function store(link, pod, seconds)
   local value = pod .. ':' .. ms(now)
   if seconds >= 0 then value = value .. ':' .. ms(now + seconds * 1000) end
   redis.call('HSET', link.key, link.field, value)
+  link.only = -1
+  if seconds >= 0 then link.only = now + seconds * 1000 end
   if link.ix ~= '' then
     if pod ~= link.pod then
       if link.old and link.old ~= pod then unindex(link.ix, link.old, link.uid) end
@@ -99,7 +102,8 @@ local function store(link, pod, seconds)
     end
     if seconds >= 0 then
       redis.call('ZADD', link.ix .. 't:' .. pod, ms(now + seconds * 1000), link.uid)
-    else
+    elseif link.old_temporary or not link.old then
+      -- (No field: a temporary link Redis expired may have left its entry.)
       redis.call('ZREM', link.ix .. 't:' .. pod, link.uid)
     end
   end
@@ -109,6 +113,7 @@ end
 
 local function delete(link)
   redis.call('HDEL', link.key, link.field)
+  link.only = nil
   if link.old then
     if link.ix ~= '' then unindex(link.ix, link.old, link.uid) end
     link.moved = link.old
@@ -122,6 +127,18 @@ end
 -- caller's clock may be far from real time: no native expiry then.
 local function finish(link)
   if not link.dirty then return end
+  if link.only and redis.call('HLEN', link.key) == 1 then
+    -- The hash holds just the link written (the usual case): no dead field
+    -- to look for, its expiry is the link's.
+    if server_clock then
+      if link.only < 0 then
+        redis.call('PERSIST', link.key)
+      else
+        redis.call('PEXPIREAT', link.key, ms(link.only))
+      end
+    end
+    return
+  end
   local all = redis.call('HGETALL', link.key)
   local permanent, latest = false, 0
   for i = 1, #all, 2 do
