@@ -18,6 +18,8 @@ end
 local function live_state(value)
   if not value then return nil end
   local sep = string.find(value, ':', 1, true)
+  -- No colon: a state written before heartbeats existed (permanent, raw).
+  if not sep then return value end
   if sep > 1 and now >= tonumber(string.sub(value, 1, sep - 1)) then return nil end
   return string.sub(value, sep + 1)
 end
@@ -30,7 +32,7 @@ local function settle()
   local permanent, latest = false, 0
   for i = 1, #all, 2 do
     local sep = string.find(all[i + 1], ':', 1, true)
-    if sep == 1 then
+    if not sep or sep == 1 then
       permanent = true
     else
       local expires = tonumber(string.sub(all[i + 1], 1, sep - 1))

@@ -21,7 +21,7 @@ give uids (all candidates / the live ones), 'remove' how many it removed.
 The non-range modes read link keys that are not in KEYS: they are built from
 the index's members. A standalone server has no slots, so this is sound there;
 on a cluster the backend uses 'range' and checks the links by slot instead.
-Uses _links.lua, sent before this script.
+Uses _links.lua and _store.lua, sent before this script.
 ]]
 
 local min = '-'

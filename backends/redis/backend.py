@@ -54,13 +54,13 @@ def _load(name: str, *preludes: str) -> scripts.Script:
     return scripts.Script.from_source(name, b"\n".join(parts))
 
 
-_SET_LINKED_POD = _load("set_linked_pod", "_links", "_write")
-_TRY_SET_LINKED_POD = _load("try_set_linked_pod", "_links", "_write")
-_SET_LINKED_POD_IF_ABSENT = _load("set_linked_pod_if_absent", "_links", "_write")
-_REMOVE_LINKED_POD = _load("remove_linked_pod", "_links", "_write")
+_SET_LINKED_POD = _load("set_linked_pod", "_links", "_store", "_write")
+_TRY_SET_LINKED_POD = _load("try_set_linked_pod", "_links", "_store", "_write")
+_SET_LINKED_POD_IF_ABSENT = _load("set_linked_pod_if_absent", "_links", "_store", "_write")
+_REMOVE_LINKED_POD = _load("remove_linked_pod", "_links", "_store", "_write")
 _GET_LINKED_PODS = _load("get_linked_pods", "_links")
 _GET_LINK_INFO = _load("get_link_info", "_links")
-_POD_PAGE = _load("pod_page", "_links")
+_POD_PAGE = _load("pod_page", "_links", "_store")
 _COUNT_PODS = _load("count_pods", "_links")
 _INDEX_ADD = _load("index_add")
 _INDEX_DROP = _load("index_drop")
@@ -486,7 +486,8 @@ class RedisBackend(Backend):
             member for member, pod in zip(candidates, pods, strict=True) if pod != pod_id
         ]
         if stale:
-            await self._index_drop(namespace, service_name, pod_id, seen, stale)
+            # The answer is already right; a failed clean-up only leaves them stale.
+            await self._index_drop_quietly(namespace, service_name, pod_id, seen, stale)
         return live, cursor
 
     async def pod_links_page(

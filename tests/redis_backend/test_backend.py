@@ -375,3 +375,14 @@ async def test_sentinel_url(redis_sentinel: SentinelProcesses) -> None:
         assert await ex.get_link_service(NS, "u") == {SVC: 1}
     async with Redis(port=redis_sentinel.master.port) as master:
         assert await master.dbsize() == 3  # the uid's links, the pod index, its pods
+
+
+async def test_pod_states_written_before_heartbeats_still_read(redis_url: str, raw: Redis) -> None:
+    backend = scratch_backend(redis_url)
+    async with StatefulExecutor(backend) as ex:
+        await raw.hset(backend.keys.pod_states(NS, SVC), "1", "ready")  # the former format
+        assert await ex.get_service_state(NS, SVC) == {1: "ready"}
+        await ex.set_service_state(NS, SVC, 2, "draining", ttl_seconds=60)
+        assert await ex.get_service_state(NS, SVC) == {1: "ready", 2: "draining"}
+        assert await raw.pttl(backend.keys.pod_states(NS, SVC)) == -1  # 1 is permanent
+        assert await ex.remove_service_state(NS, SVC, 1) is True

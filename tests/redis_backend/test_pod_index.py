@@ -312,3 +312,20 @@ async def test_standalone_counts_skip_dead_temporary_links_without_reading_them(
         assert await _indexed(backend, 1) == ["a"]  # the walk dropped the dead ones
         temporary = backend.keys.index_keys(NS, SVC, 1)[3]
         assert await backend.client.execute_command("ZCARD", temporary) == 0
+
+
+async def test_standalone_count_after_redis_expired_a_temporary_link(
+    redis_url: str,
+) -> None:
+    backend = scratch_backend(redis_url)  # server clock: Redis expires the hash itself
+    async with StatefulExecutor(backend) as ex:
+        await ex.set_linked_pod(NS, "u", SVC, 1, 1)
+        await asyncio.sleep(1.05)
+        assert await ex.count_pod_links(NS, SVC) == {}
+        await ex.set_linked_pod(NS, "u", SVC, 1, -1)  # a fresh permanent link, same pod
+        assert await ex.count_pod_links(NS, SVC) == {1: 1}
+        await ex.set_linked_pod(NS, "v", SVC, 1, 1)
+        await asyncio.sleep(1.05)
+        await ex.set_linked_pod(NS, "v", SVC, 2, 60)  # fresh, another pod
+        assert await ex.count_pod_links(NS, SVC) == {1: 1, 2: 1}
+        assert await _links(ex, 1) == ["u"] and await _links(ex, 2) == ["v"]
