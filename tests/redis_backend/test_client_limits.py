@@ -270,3 +270,21 @@ async def test_sentinel_client_is_bounded_and_cancel_safe(
     finally:
         await delete_prefix(backend.client, backend.keys.prefix)
         await executor.aclose()
+
+
+async def test_cluster_client_on_a_stalled_server(stalled: StalledServer) -> None:
+    """A cluster whose only startup node never answers: bounded calls, prompt close."""
+    backend = make_backend(f"redis+cluster://127.0.0.1:{stalled.port}", socket_timeout=30)
+    executor = StatefulExecutor(backend, timeout=0.3, close_timeout=0.2)
+    started = time.monotonic()
+    with pytest.raises(BackendUnavailable):
+        await executor.get_linked_pod(NS, "u", SVC)
+    assert time.monotonic() - started < 0.3 + 0.2
+    stuck = asyncio.ensure_future(StatefulExecutor(backend).get_linked_pod(NS, "v", SVC))
+    await _until(lambda: stalled.opened >= 2)
+    started = time.monotonic()
+    await executor.aclose()
+    assert time.monotonic() - started < 0.2 + 0.3
+    with pytest.raises(BackendUnavailable):
+        await asyncio.wait_for(stuck, 2)
+    await _until(lambda: stalled.closed == stalled.opened)
