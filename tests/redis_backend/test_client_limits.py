@@ -242,6 +242,13 @@ def test_known_options_and_defaults() -> None:
     assert options["socket_connect_timeout"] == DEFAULT_CONNECT_TIMEOUT
     with pytest.raises(ValidationError, match="pool_timeout"):
         client_from_url("redis://h", pool_timeout=-1)
+    single, _ = client_from_url("redis://h", single_connection_client=True)
+    assert isinstance(single, Redis) and single.single_connection_client
+    with pytest.raises(ValidationError, match="ssl_ca_certs"):
+        client_from_url("redis://h", ssl_ca_certs="ca.pem")  # TLS options need rediss://
+    tls, _ = client_from_url("rediss://h", ssl_ca_certs="ca.pem")
+    assert isinstance(tls, Redis)
+    assert _pool(tls).connection_kwargs["ssl_ca_certs"] == "ca.pem"
 
 
 # -- sentinel ----------------------------------------------------------------------------
