@@ -227,6 +227,10 @@ def _sentinel_client(url: str, scheme: str, options: dict[str, Any]) -> tuple[Re
     sentinel = Sentinel(  # type: ignore[no-untyped-call]
         _addresses(url, hosts, 26379), sentinel_kwargs=sentinel_kwargs, **kwargs
     )
+    for client in sentinel.sentinels:
+        # Master discovery runs inside our calls: it must keep cancellations too.
+        pool = client.connection_pool
+        pool.connection_class = CANCEL_SAFE.get(pool.connection_class, pool.connection_class)
     master: Redis = sentinel.master_for(
         path[0], connection_pool_class=BoundedSentinelPool, **pool_options
     )

@@ -265,6 +265,10 @@ async def test_sentinel_client_is_bounded_and_cancel_safe(
     assert isinstance(pool, BoundedSentinelPool)
     assert issubclass(pool.connection_class, CancelSafeSend)
     assert backend.cancel_safe
+    sentinels = pool.sentinel_manager.sentinels
+    assert sentinels and all(
+        issubclass(s.connection_pool.connection_class, CancelSafeSend) for s in sentinels
+    )
     executor = StatefulExecutor(backend)
     try:
         pods = await asyncio.wait_for(
