@@ -268,14 +268,24 @@ class BoundedRedisCluster(RedisCluster):
                 node.connection_class = safe  # type: ignore[assignment]
         limit = int(options.get("max_connections", DEFAULT_MAX_CONNECTIONS))
         self.slots = Slots(limit, pool_timeout)
+        #: Set by `terminate`: no more attempts, no retries on new connections.
+        self.dropped = False
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         """Run one command once a slot is free (see `Slots`)."""
+        if self.dropped:
+            raise RedisConnectionError("the client was closed")
         await self.slots.acquire()
         try:
             return await super().execute_command(*args, **kwargs)
         finally:
             self.slots.release()
+
+    async def _execute_command(self, target_node: ClusterNode, *args: Any, **kwargs: Any) -> Any:
+        # Each attempt of redis-py's retry loop: a closed client stops retrying.
+        if self.dropped:
+            raise RedisConnectionError("the client was closed")
+        return await super()._execute_command(target_node, *args, **kwargs)
 
     def pipeline(
         self, transaction: Any | None = None, shard_hint: Any | None = None
@@ -317,11 +327,12 @@ def _connections(client: Redis | RedisCluster) -> Iterator[AbstractConnection]:
 def terminate(client: Redis | RedisCluster) -> None:
     """Abort every socket of ``client`` now, without waiting for the server.
 
-    Calls in flight on those sockets fail at once (a cluster client may still
-    retry on new connections while its own retries last); connections and
-    pools of this module then refuse to reconnect.
+    Calls in flight on those sockets fail at once; connections, pools and
+    cluster clients of this module then refuse to reconnect or retry.
     """
-    if not isinstance(client, RedisCluster) and isinstance(client.connection_pool, _Bounded):
+    if isinstance(client, BoundedRedisCluster):
+        client.dropped = True
+    elif not isinstance(client, RedisCluster) and isinstance(client.connection_pool, _Bounded):
         client.connection_pool.dropped = True
     for connection in _connections(client):
         if isinstance(connection, CancelSafeSend):

@@ -153,6 +153,8 @@ def _pool_timeout(value: Any) -> float | None:
 def _standalone_client(url: str, options: dict[str, Any]) -> tuple[Redis, Closer]:
     kwargs = {**defaults(), "retry": reconnect_once(), **options, **parse_url(url)}
     connection_class: type[AbstractConnection] = kwargs.pop("connection_class", Connection)
+    # The one client-level option of redis-py's Redis.from_url.
+    single = bool(kwargs.pop("single_connection_client", False))
     _reject_unknown(url, kwargs, _accepted(connection_class) | frozenset(POOL_OPTIONS))
     pool = BoundedConnectionPool(
         connection_class=CANCEL_SAFE.get(connection_class, connection_class),
@@ -160,7 +162,7 @@ def _standalone_client(url: str, options: dict[str, Any]) -> tuple[Redis, Closer
         pool_timeout=_pool_timeout(kwargs.pop("pool_timeout")),
         **kwargs,
     )
-    client = Redis(connection_pool=pool)
+    client = Redis(connection_pool=pool, single_connection_client=single)
 
     async def close() -> None:
         terminate(client)
@@ -225,6 +227,10 @@ def _sentinel_client(url: str, scheme: str, options: dict[str, Any]) -> tuple[Re
     sentinel = Sentinel(  # type: ignore[no-untyped-call]
         _addresses(url, hosts, 26379), sentinel_kwargs=sentinel_kwargs, **kwargs
     )
+    for client in sentinel.sentinels:
+        # Master discovery runs inside our calls: it must keep cancellations too.
+        pool = client.connection_pool
+        pool.connection_class = CANCEL_SAFE.get(pool.connection_class, pool.connection_class)
     master: Redis = sentinel.master_for(
         path[0], connection_pool_class=BoundedSentinelPool, **pool_options
     )

@@ -242,6 +242,13 @@ def test_known_options_and_defaults() -> None:
     assert options["socket_connect_timeout"] == DEFAULT_CONNECT_TIMEOUT
     with pytest.raises(ValidationError, match="pool_timeout"):
         client_from_url("redis://h", pool_timeout=-1)
+    single, _ = client_from_url("redis://h", single_connection_client=True)
+    assert isinstance(single, Redis) and single.single_connection_client
+    with pytest.raises(ValidationError, match="ssl_ca_certs"):
+        client_from_url("redis://h", ssl_ca_certs="ca.pem")  # TLS options need rediss://
+    tls, _ = client_from_url("rediss://h", ssl_ca_certs="ca.pem")
+    assert isinstance(tls, Redis)
+    assert _pool(tls).connection_kwargs["ssl_ca_certs"] == "ca.pem"
 
 
 # -- sentinel ----------------------------------------------------------------------------
@@ -258,6 +265,10 @@ async def test_sentinel_client_is_bounded_and_cancel_safe(
     assert isinstance(pool, BoundedSentinelPool)
     assert issubclass(pool.connection_class, CancelSafeSend)
     assert backend.cancel_safe
+    sentinels = pool.sentinel_manager.sentinels
+    assert sentinels and all(
+        issubclass(s.connection_pool.connection_class, CancelSafeSend) for s in sentinels
+    )
     executor = StatefulExecutor(backend)
     try:
         pods = await asyncio.wait_for(
@@ -270,3 +281,21 @@ async def test_sentinel_client_is_bounded_and_cancel_safe(
     finally:
         await delete_prefix(backend.client, backend.keys.prefix)
         await executor.aclose()
+
+
+async def test_cluster_client_on_a_stalled_server(stalled: StalledServer) -> None:
+    """A cluster whose only startup node never answers: bounded calls, prompt close."""
+    backend = make_backend(f"redis+cluster://127.0.0.1:{stalled.port}", socket_timeout=30)
+    executor = StatefulExecutor(backend, timeout=0.3, close_timeout=0.2)
+    started = time.monotonic()
+    with pytest.raises(BackendUnavailable):
+        await executor.get_linked_pod(NS, "u", SVC)
+    assert time.monotonic() - started < 0.3 + 0.2
+    stuck = asyncio.ensure_future(StatefulExecutor(backend).get_linked_pod(NS, "v", SVC))
+    await _until(lambda: stalled.opened >= 2)
+    started = time.monotonic()
+    await executor.aclose()
+    assert time.monotonic() - started < 0.2 + 0.3
+    with pytest.raises(BackendUnavailable):
+        await asyncio.wait_for(stuck, 2)
+    await _until(lambda: stalled.closed == stalled.opened)
