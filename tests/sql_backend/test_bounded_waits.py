@@ -117,6 +117,12 @@ class FreezingProxy:
             sink.write(data)
             await sink.drain()
 
+    def cut(self) -> None:
+        """Close every proxied connection at once (the connections are lost)."""
+        for writer in self.writers:
+            writer.transport.abort()
+        self.writers.clear()
+
     async def stop(self) -> None:
         """Close everything."""
         for task in list(self.tasks):
@@ -153,6 +159,41 @@ async def test_aclose_drops_pooled_connections_to_a_server_that_hangs(
         await executor.aclose()
         assert time.monotonic() - started <= 5 + MARGIN
     finally:
+        await proxy.stop()
+
+
+@pytest.mark.parametrize("database", ["postgresql", "mariadb"])
+async def test_lost_pooled_connections_fail_once_then_the_pool_recovers(
+    database: str, request: pytest.FixtureRequest
+) -> None:
+    """Every pooled connection cut: calls on them fail as BackendUnavailable (never a
+    wrong answer), the broken connections are not reused, and the executor recovers."""
+    url = make_url(
+        request.getfixturevalue({"postgresql": "postgres_url", "mariadb": "mysql_url"}[database])
+    )
+    proxy = await FreezingProxy(url.port or (5432 if database == "postgresql" else 3306)).start()
+    proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    ns = f"cut {uuid.uuid4()}"
+    executor = StatefulExecutor(from_url(proxied, table_prefix=endpoints.PREFIX), timeout=10)
+    try:
+        await executor.set_linked_pod(ns, "u", "svc", 3, -1)
+        await asyncio.gather(*(executor.get_linked_pod(ns, "u", "svc") for _ in range(10)))
+        proxy.cut()
+        results = await asyncio.gather(
+            *(executor.get_linked_pod(ns, "u", "svc") for _ in range(20)),
+            return_exceptions=True,
+        )
+        assert all(r == 3 or isinstance(r, BackendUnavailable) for r in results), results
+        assert any(isinstance(r, BackendUnavailable) for r in results)
+        for _ in range(20):  # each broken connection fails at most once, then is dropped
+            try:
+                assert await executor.get_linked_pod(ns, "u", "svc") == 3
+                break
+            except BackendUnavailable:
+                continue
+        assert [await executor.get_linked_pod(ns, "u", "svc") for _ in range(20)] == [3] * 20
+    finally:
+        await executor.aclose()
         await proxy.stop()
 
 
