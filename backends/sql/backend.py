@@ -195,7 +195,7 @@ class SQLBackend(Backend):
         """
         await self._ready()
         if single is None:
-            single = operation in self._dialect.single_statement
+            single = self._dialect.is_single(operation)
 
         clock = self._clock
 

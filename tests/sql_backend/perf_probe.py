@@ -8,8 +8,8 @@ Run::
 For PostgreSQL (asyncpg) and MariaDB (asyncmy), and a SQLite file (aiosqlite),
 at concurrency 1, 10 and 64: ``get_linked_pod`` and ``set_linked_pod`` through
 a `StatefulExecutor`, and the minimal raw equivalent on the driver's own pool
-(one ``SELECT``; one upsert), plus (PostgreSQL) ``set_linked_pod`` run as
-before the one-statement CTE (a two-statement transaction), in interleaved
+(one ``SELECT``; one upsert), plus (PostgreSQL) both as they ran before
+(`before_ops`), in interleaved
 rounds of ``--seconds`` each; prints the median operations per second and the ratio stateful / raw.
 """
 
@@ -108,19 +108,24 @@ def stateful_ops(ex: StatefulExecutor) -> dict[str, Op]:
     return {"get stateful": get, "set stateful": set_}
 
 
-def two_statement_set(ex: StatefulExecutor) -> Op:
-    """`set_linked_pod` as it was before the one-statement CTE (PostgreSQL), for comparison:
-    BEGIN; SELECT ... FOR UPDATE; UPDATE or INSERT; COMMIT."""
+def before_ops(ex: StatefulExecutor) -> dict[str, Op]:
+    """PostgreSQL as it was before, for comparison in the same run: `set_linked_pod` as
+    BEGIN; SELECT ... FOR UPDATE; UPDATE or INSERT; COMMIT, and `get_linked_pod`
+    through SQLAlchemy's execution layer (not asyncpg's own)."""
     backend = ex.backend
     assert isinstance(backend, SQLBackend)
     dialect = backend.dialect
     dialect.set_linked_pod = types.MethodType(Dialect.set_linked_pod, dialect)  # type: ignore[method-assign]
     dialect.single_statement = dialect.single_statement - {"set_linked_pod"}  # type: ignore[misc]
+    dialect.raw_get = None  # type: ignore[attr-defined]
+
+    async def get(i: int) -> object:
+        return await ex.get_linked_pod(NS, f"u{i % UIDS}", SVC)
 
     async def set_(i: int) -> object:
         return await ex.set_linked_pod(NS, f"u{i % UIDS}", SVC, i % 8, -1)
 
-    return set_
+    return {"get before": get, "set before": set_}
 
 
 async def probe(url: str, label: str, seconds: float, rounds: int, pools: list[str]) -> None:
@@ -134,7 +139,7 @@ async def probe(url: str, label: str, seconds: float, rounds: int, pools: list[s
             options |= {"pool_size": size, "max_overflow": overflow}
         ex = StatefulExecutor(from_url(url, **options))
         old = StatefulExecutor(from_url(url, **options)) if raw is not None else None
-        old_set = two_statement_set(old) if old is not None else None
+        before = before_ops(old) if old is not None else {}
         for i in range(UIDS):
             await ex.set_linked_pod(NS, f"u{i}", SVC, i % 8, -1)
         if raw is not None:
@@ -143,8 +148,8 @@ async def probe(url: str, label: str, seconds: float, rounds: int, pools: list[s
             cases: dict[str, list[float]] = {}
             for _ in range(rounds):
                 ops = stateful_ops(ex)
-                if raw is not None and old_set is not None:
-                    ops |= {"get raw": raw.get, "set raw": raw.set, "set 2-statement": old_set}
+                if raw is not None:
+                    ops |= {"get raw": raw.get, "set raw": raw.set, **before}
                 for name, op in ops.items():
                     cases.setdefault(name, []).append(await throughput(op, concurrency, seconds))
             med = {name: statistics.median(v) for name, v in cases.items()}

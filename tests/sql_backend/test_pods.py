@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import text
 
-from stateful import ManualClock
+from stateful import ManualClock, StatefulExecutor
 from stateful.backends.sql import SQLBackend, from_url
 from tests.sql_backend import endpoints
 
@@ -270,3 +270,22 @@ async def test_racing_set_linked_pod_reports_a_chain_of_previous_pods(
     finally:
         for other in backends[1:]:
             await other.aclose()
+
+
+async def test_through_the_executor_a_drain_and_a_placement(sql_url: str) -> None:
+    """What a router does, on the public API: heartbeats, placement, walk, drain."""
+    ns = _ns()
+    async with StatefulExecutor(from_url(sql_url, table_prefix=endpoints.PREFIX)) as ex:
+        for pod in range(3):
+            await ex.set_service_state(ns, "svc", pod, "ready", ttl_seconds=30)
+        placed = [await ex.place_linked_pod(ns, f"u{i}", "svc", -1) for i in range(30)]
+        assert sorted(placed.count(pod) for pod in range(3)) == [10, 10, 10]
+        assert await ex.count_pod_links(ns, "svc") == {0: 10, 1: 10, 2: 10}
+        walked = [uid async for uid in ex.pod_links(ns, "svc", 1, page_size=3)]
+        assert sorted(walked) == sorted(f"u{i}" for i, pod in enumerate(placed) if pod == 1)
+        await ex.set_service_state(ns, "svc", 1, "draining")
+        assert await ex.remove_pod_links(ns, "svc", 1, 0) == 10
+        assert await ex.count_pod_links(ns, "svc") == {0: 10, 2: 10}
+        assert await ex.remove_service_state(ns, "svc", 1) is True
+        # A drained user comes back: placed on a ready pod, the least loaded.
+        assert await ex.place_linked_pod(ns, walked[0], "svc", -1) in (0, 2)

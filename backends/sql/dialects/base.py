@@ -429,6 +429,10 @@ class Dialect:
             return [list(keys)]
         return [list(keys[i : i + size]) for i in range(0, len(keys), size)]
 
+    def is_single(self, operation: str) -> bool:
+        """Tell whether ``operation`` is one statement here (see `single_statement`)."""
+        return operation in self.single_statement
+
     def single_batch(self, count: int) -> bool:
         """Tell whether a batch read of ``count`` keys takes one statement."""
         return self.batch_size is None or count <= self.batch_size

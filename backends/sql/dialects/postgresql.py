@@ -50,6 +50,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.util import await_
 
 from ..errors import RetryTransaction
 from ..schema import Tables
@@ -108,6 +109,12 @@ class PostgreSQLDialect(OnConflictDialect):
         )
         self.purge = delete(links).where(c.link_key.in_(expired), c.expires_at <= self.now)
         self.set_link_statement = self._set_link_statement(links.name, server_clock)
+        # The hottest read runs on the asyncpg connection itself: SQL compiled
+        # once here, no SQLAlchemy execution context or result object per call.
+        self.raw_get: tuple[str, list[str]] | None = None
+        if self.sync_engine.dialect.driver == "asyncpg":
+            compiled = self.select_live_pod.compile(dialect=self.sync_engine.dialect)
+            self.raw_get = compiled.string, list(compiled.positiontup or ())
 
     @staticmethod
     def _set_link_statement(table: str, server_clock: bool) -> TextClause:
@@ -148,6 +155,30 @@ SELECT (SELECT pod FROM upd) AS pod, (SELECT live FROM upd) AS live,
         if not server_clock:
             binds.append(bindparam("now", type_=BigInteger))
         return text(sql).bindparams(*binds)
+
+    def get_linked_pod(self, conn: Connection, key: bytes, now: int) -> int | None:
+        """``SELECT pod ... AND live``, run by asyncpg itself (its prepared-statement cache).
+
+        SQLAlchemy does not see this statement; a failure that is not an
+        answer from the server (connection lost, timeout, cancellation)
+        invalidates the connection so that the pool never reuses it.
+        """
+        if self.raw_get is None:
+            return super().get_linked_pod(conn, key, now)
+        sql, names = self.raw_get
+        params = {"b_link_key": key, "now": now}
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        try:
+            pod: int | None = await_(driver.fetchval(sql, *[params[n] for n in names]))
+        except BaseException as exc:
+            # An error the server sent (a SQLSTATE outside class 08) leaves
+            # the connection usable; anything else may have broken it.
+            state = getattr(exc, "sqlstate", None)
+            if not isinstance(state, str) or state.startswith("08"):
+                conn.invalidate(exc if isinstance(exc, Exception) else None)
+            raise
+        return pod
 
     def set_linked_pod(
         self, conn: Connection, link: LinkId, pod: int, ttl: int | None, now: int
