@@ -349,6 +349,23 @@ class SentinelProcesses:
                     raise RuntimeError("the sentinel does not know the master and its replicas")
                 time.sleep(0.05)
 
+    def wait_replica_ready(self, timeout: float = 30.0) -> None:
+        """Wait until the sentinel sees a healthy replica of the master, one it could promote.
+
+        After a failover the old master, started again, first has to be turned
+        into a replica by the sentinel and sync.
+        """
+        assert self.sentinel is not None
+        deadline = time.monotonic() + timeout
+        with self.sentinel.client() as client:
+            while True:
+                replicas = client.execute_command("SENTINEL REPLICAS", self.service_name)
+                if any(_healthy(replica) for replica in replicas):
+                    return
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"no healthy replica for the sentinel: {replicas}")
+                time.sleep(0.05)
+
     def master_port(self) -> int:
         """The port of the master the sentinel names now."""
         assert self.sentinel is not None
@@ -365,3 +382,15 @@ class SentinelProcesses:
         for replica in self.replicas:
             replica.stop()
         self.master.stop()
+
+
+def _healthy(replica: object) -> bool:
+    """Whether a ``SENTINEL REPLICAS`` entry is a connected replica in sync with its master."""
+    if isinstance(replica, list):  # RESP2 without decoding: a flat key/value list
+        replica = dict(zip(replica[::2], replica[1::2], strict=False))
+    assert isinstance(replica, dict)
+    def text(value: object) -> str:
+        return value.decode() if isinstance(value, bytes) else str(value)
+
+    fields = {text(key): text(value) for key, value in replica.items()}
+    return fields.get("flags") == "slave" and fields.get("master-link-status") == "ok"
