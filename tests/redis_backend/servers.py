@@ -350,21 +350,32 @@ class SentinelProcesses:
                 time.sleep(0.05)
 
     def wait_replica_ready(self, timeout: float = 30.0) -> None:
-        """Wait until the sentinel sees a healthy replica of the master, one it could promote.
+        """Wait until a live replica is in sync and the sentinel sees it healthy.
 
         After a failover the old master, started again, first has to be turned
-        into a replica by the sentinel and sync.
+        into a replica by the sentinel and sync. The node itself is asked too:
+        the sentinel's view of a replica may be up to 10 s old.
         """
         assert self.sentinel is not None
         deadline = time.monotonic() + timeout
         with self.sentinel.client() as client:
             while True:
                 replicas = client.execute_command("SENTINEL REPLICAS", self.service_name)
-                if any(_healthy(replica) for replica in replicas):
+                if any(_healthy(replica) for replica in replicas) and self._replica_in_sync():
                     return
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"no healthy replica for the sentinel: {replicas}")
                 time.sleep(0.05)
+
+    def _replica_in_sync(self) -> bool:
+        for node in [self.master, *self.replicas]:
+            if node.process.poll() is not None:
+                continue
+            with node.client() as client:
+                info = client.info("replication")
+                if info.get("role") == "slave" and info.get("master_link_status") == "up":
+                    return True
+        return False
 
     def master_port(self) -> int:
         """The port of the master the sentinel names now."""
