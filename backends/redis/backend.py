@@ -234,7 +234,7 @@ class RedisBackend(Backend):
     ) -> bytes:
         reply = await _INDEX_ADD.run(
             self._client,
-            self._keys.index_keys(namespace, service_name, pod_id),
+            self._keys.index_keys(namespace, service_name, pod_id)[:3],
             (member, str(pod_id)),
         )
         return str(int(reply)).encode()
@@ -245,7 +245,7 @@ class RedisBackend(Backend):
         for start in range(0, len(members), CHUNK):
             await _INDEX_DROP.run(
                 self._client,
-                self._keys.index_keys(namespace, service_name, pod_id),
+                self._keys.index_keys(namespace, service_name, pod_id)[:3],
                 (seen, str(pod_id), *members[start : start + CHUNK]),
             )
 

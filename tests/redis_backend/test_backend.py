@@ -373,6 +373,13 @@ async def test_sentinel_url(redis_sentinel: SentinelProcesses) -> None:
         assert await ex.set_linked_pod(NS, "u", SVC, 1, -1) is None
         assert await ex.try_set_linked_pod(NS, "u", SVC, 2, 60) == (False, 1)
         assert await ex.get_link_service(NS, "u") == {SVC: 1}
+        # The pod operations take the standalone path (index kept inside the scripts).
+        await ex.set_service_state(NS, SVC, 2, "ready", ttl_seconds=60)
+        assert await ex.place_linked_pod(NS, "v", SVC, -1) == 2
+        assert await ex.count_pod_links(NS, SVC) == {1: 1, 2: 1}
+        assert [uid async for uid in ex.pod_links(NS, SVC, 2)] == ["v"]
+        assert await ex.remove_pod_links(NS, SVC, 2, 0) == 1
+        assert await ex.remove_service_state(NS, SVC, 2) is True
     async with Redis(port=redis_sentinel.master.port) as master:
         assert await master.dbsize() == 3  # the uid's links, the pod index, its pods
 
