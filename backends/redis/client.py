@@ -16,7 +16,7 @@ the pool, so no later call can read the reply of a cancelled one.
 Load. redis-py's async pools raise ``MaxConnectionsError`` when every
 connection is busy. `BoundedConnectionPool` (standalone, Sentinel) and
 `BoundedRedisCluster` (one bound per client) make callers wait for a free
-connection instead, at most ``pool_timeout`` seconds; a wait that runs out
+connection instead, at most ``pool_timeout`` seconds if set; a wait that runs out
 raises `stateful.PoolExhausted` (nothing was sent). The wait is marked with
 `stateful.backend.waiting_for_connection`, so an executor timeout expiring
 there is reported as `PoolExhausted` too.
@@ -59,8 +59,9 @@ from stateful.errors import PoolExhausted
 
 #: Connections per pool (standalone, Sentinel) or per cluster client, unless given.
 DEFAULT_MAX_CONNECTIONS = 100
-#: Seconds a call waits for a free connection before `PoolExhausted`, unless given.
-DEFAULT_POOL_TIMEOUT = 10.0
+#: Seconds a call waits for a free connection before `PoolExhausted` (None: as long as
+#: the executor's timeout allows), unless given.
+DEFAULT_POOL_TIMEOUT: float | None = None
 #: Seconds to open a connection (TCP, TLS and handshake), unless given.
 DEFAULT_CONNECT_TIMEOUT = 5.0
 #: Seconds a send or a read may block on an open connection, unless given.
