@@ -117,7 +117,7 @@ def before_ops(ex: StatefulExecutor) -> dict[str, Op]:
     dialect = backend.dialect
     dialect.set_linked_pod = types.MethodType(Dialect.set_linked_pod, dialect)  # type: ignore[method-assign]
     dialect.single_statement = dialect.single_statement - {"set_linked_pod"}  # type: ignore[misc]
-    dialect.raw_get = None  # type: ignore[attr-defined]
+    dialect.raw_get = dialect.raw_set = None  # type: ignore[attr-defined]
 
     async def get(i: int) -> object:
         return await ex.get_linked_pod(NS, f"u{i % UIDS}", SVC)
