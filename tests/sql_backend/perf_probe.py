@@ -5,7 +5,7 @@ Run::
     .venv/bin/python -m tests.sql_backend.perf_probe [--seconds S] [--rounds R]
         [--postgres URL] [--mysql URL] [--pool SIZE:OVERFLOW ...]
 
-For PostgreSQL (asyncpg) and MariaDB (asyncmy), and a SQLite file (aiosqlite),
+For PostgreSQL (asyncpg), MariaDB (asyncmy; no raw side) and a SQLite file (aiosqlite),
 at concurrency 1, 10 and 64: ``get_linked_pod`` and ``set_linked_pod`` through
 a `StatefulExecutor`, and the minimal raw equivalent on the driver's own pool
 (one ``SELECT``; one upsert), plus (PostgreSQL) both as they ran before
@@ -96,6 +96,48 @@ class RawPostgres:
         await self.pool.close()
 
 
+class RawSQLite(RawPostgres):
+    """One aiosqlite connection in autocommit: a SELECT; an upsert committed on its own."""
+
+    def __init__(self, url: str, prefix: str) -> None:
+        self.path = make_url(url).database or ""
+        self.t = f"{prefix}links"
+
+    async def open(self, size: int) -> None:
+        import aiosqlite
+
+        self.conn = await aiosqlite.connect(self.path, isolation_level=None)
+
+    async def get(self, i: int) -> object:
+        return await self.conn.execute_fetchall(
+            f"SELECT pod FROM {self.t} WHERE link_key = ? AND (expires_at IS NULL OR "
+            "expires_at > ?)",
+            (link_key(NS, f"u{i % UIDS}", SVC), int(time.time() * 1000)),
+        )
+
+    async def set(self, i: int) -> object:
+        uid = f"u{i % UIDS}"
+        return await self.conn.execute_fetchall(
+            f"INSERT INTO {self.t} (link_key, owner_key, namespace, uid, service, pod, "
+            "expires_at, service_key, updated_at) VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?) "
+            "ON CONFLICT (link_key) DO UPDATE SET pod = excluded.pod, expires_at = NULL, "
+            "updated_at = excluded.updated_at",
+            (
+                link_key(NS, uid, SVC),
+                owner_key(NS, uid),
+                NS,
+                uid,
+                SVC,
+                i % 8,
+                service_key(NS, SVC),
+                int(time.time() * 1000),
+            ),
+        )
+
+    async def close(self) -> None:
+        await self.conn.close()
+
+
 def stateful_ops(ex: StatefulExecutor) -> dict[str, Op]:
     """The two operations through the executor."""
 
@@ -109,15 +151,16 @@ def stateful_ops(ex: StatefulExecutor) -> dict[str, Op]:
 
 
 def before_ops(ex: StatefulExecutor) -> dict[str, Op]:
-    """PostgreSQL as it was before, for comparison in the same run: `set_linked_pod` as
-    BEGIN; SELECT ... FOR UPDATE; UPDATE or INSERT; COMMIT, and `get_linked_pod`
-    through SQLAlchemy's execution layer (not asyncpg's own)."""
+    """As it was before, for comparison in the same run: `get_linked_pod` through
+    SQLAlchemy's execution layer (not the driver's own), and on PostgreSQL
+    `set_linked_pod` as BEGIN; SELECT ... FOR UPDATE; UPDATE or INSERT; COMMIT."""
     backend = ex.backend
     assert isinstance(backend, SQLBackend)
     dialect = backend.dialect
-    dialect.set_linked_pod = types.MethodType(Dialect.set_linked_pod, dialect)  # type: ignore[method-assign]
-    dialect.single_statement = dialect.single_statement - {"set_linked_pod"}  # type: ignore[misc]
-    dialect.raw_get = None  # type: ignore[attr-defined]
+    dialect.get_linked_pod = types.MethodType(Dialect.get_linked_pod, dialect)  # type: ignore[method-assign]
+    if backend.engine.dialect.name == "postgresql":
+        dialect.set_linked_pod = types.MethodType(Dialect.set_linked_pod, dialect)  # type: ignore[method-assign]
+        dialect.single_statement = dialect.single_statement - {"set_linked_pod"}  # type: ignore[misc]
 
     async def get(i: int) -> object:
         return await ex.get_linked_pod(NS, f"u{i % UIDS}", SVC)
@@ -131,7 +174,11 @@ def before_ops(ex: StatefulExecutor) -> dict[str, Op]:
 async def probe(url: str, label: str, seconds: float, rounds: int, pools: list[str]) -> None:
     """Print the table for one database."""
     await migrate_url(url, table_prefix=PREFIX)
-    raw = RawPostgres(url, PREFIX) if url.startswith("postgresql") else None
+    raw: RawPostgres | None = None
+    if url.startswith("postgresql"):
+        raw = RawPostgres(url, PREFIX)
+    elif url.startswith("sqlite"):
+        raw = RawSQLite(url, PREFIX)
     for pool in pools:
         size, overflow = (int(x) for x in pool.split(":"))
         options: dict[str, Any] = {"table_prefix": PREFIX}

@@ -34,6 +34,7 @@ from sqlalchemy import (
     BigInteger,
     BindParameter,
     ColumnElement,
+    Insert,
     Integer,
     LargeBinary,
     String,
@@ -56,6 +57,9 @@ from ..errors import RetryTransaction
 from ..schema import Tables
 from .base import LinkId
 from .on_conflict import OnConflictDialect
+
+#: A statement compiled for asyncpg: SQL text, parameter names in ``$n`` order.
+Prepared = tuple[str, list[str]]
 
 _NOW_SQL = "(SELECT CAST(FLOOR(EXTRACT(EPOCH FROM clock_timestamp()) * 1000) AS BIGINT))"
 
@@ -109,12 +113,45 @@ class PostgreSQLDialect(OnConflictDialect):
         )
         self.purge = delete(links).where(c.link_key.in_(expired), c.expires_at <= self.now)
         self.set_link_statement = self._set_link_statement(links.name, server_clock)
-        # The hottest read runs on the asyncpg connection itself: SQL compiled
-        # once here, no SQLAlchemy execution context or result object per call.
-        self.raw_get: tuple[str, list[str]] | None = None
+        # The hot lone statements run on the asyncpg connection itself: SQL
+        # compiled once here, asyncpg's own prepared-statement cache, and no
+        # SQLAlchemy execution context or result object per call.
+        self.raw_get: Prepared | None = None
+        self.raw_set: Prepared | None = None
+        self.raw_upserts: dict[Any, Prepared] = {}
         if self.sync_engine.dialect.driver == "asyncpg":
-            compiled = self.select_live_pod.compile(dialect=self.sync_engine.dialect)
-            self.raw_get = compiled.string, list(compiled.positiontup or ())
+            self.raw_get = self.prepare(self.select_live_pod)
+            self.raw_set = self.prepare(self.set_link_statement)
+            self.raw_upserts = {
+                statement: self.prepare(statement)
+                for statement in (self.try_set_statement, self.if_absent_statement)
+            }
+
+    def prepare(self, statement: Any) -> Prepared:
+        """Compile ``statement`` for asyncpg: its SQL text and the order of its parameters."""
+        compiled = statement.compile(dialect=self.sync_engine.dialect)
+        return compiled.string, list(compiled.positiontup or ())
+
+    @staticmethod
+    def run_raw(conn: Connection, prepared: Prepared, params: dict[str, Any], fetch: str) -> Any:
+        """Run ``prepared`` with asyncpg's ``fetch`` method on ``conn``'s driver connection.
+
+        SQLAlchemy does not see this statement; a failure that is not an
+        answer from the server (connection lost, timeout, cancellation)
+        invalidates the connection so that the pool never reuses it.
+        """
+        sql, names = prepared
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        try:
+            return await_(getattr(driver, fetch)(sql, *[params[n] for n in names]))
+        except BaseException as exc:
+            # An error the server sent (a SQLSTATE outside class 08) leaves
+            # the connection usable; anything else may have broken it.
+            state = getattr(exc, "sqlstate", None)
+            if not isinstance(state, str) or state.startswith("08"):
+                conn.invalidate(exc if isinstance(exc, Exception) else None)
+            raise
 
     @staticmethod
     def _set_link_statement(table: str, server_clock: bool) -> TextClause:
@@ -157,37 +194,45 @@ SELECT (SELECT pod FROM upd) AS pod, (SELECT live FROM upd) AS live,
         return text(sql).bindparams(*binds)
 
     def get_linked_pod(self, conn: Connection, key: bytes, now: int) -> int | None:
-        """``SELECT pod ... AND live``, run by asyncpg itself (its prepared-statement cache).
-
-        SQLAlchemy does not see this statement; a failure that is not an
-        answer from the server (connection lost, timeout, cancellation)
-        invalidates the connection so that the pool never reuses it.
-        """
+        """``SELECT pod ... AND live``, run by asyncpg itself (`run_raw`)."""
         if self.raw_get is None:
             return super().get_linked_pod(conn, key, now)
-        sql, names = self.raw_get
-        params = {"b_link_key": key, "now": now}
-        driver = conn.connection.driver_connection
-        assert driver is not None
-        try:
-            pod: int | None = await_(driver.fetchval(sql, *[params[n] for n in names]))
-        except BaseException as exc:
-            # An error the server sent (a SQLSTATE outside class 08) leaves
-            # the connection usable; anything else may have broken it.
-            state = getattr(exc, "sqlstate", None)
-            if not isinstance(state, str) or state.startswith("08"):
-                conn.invalidate(exc if isinstance(exc, Exception) else None)
-            raise
+        pod: int | None = self.run_raw(
+            conn, self.raw_get, {"b_link_key": key, "now": now}, "fetchval"
+        )
         return pod
+
+    def upsert_link(
+        self,
+        conn: Connection,
+        statement: Insert,
+        link: LinkId,
+        pod: int,
+        ttl: int | None,
+        now: int,
+    ) -> int:
+        """Run the upsert ``... RETURNING pod`` on asyncpg itself (`run_raw`)."""
+        prepared = self.raw_upserts.get(statement)
+        if prepared is None:
+            return super().upsert_link(conn, statement, link, pod, ttl, now)
+        stored = self.run_raw(conn, prepared, self.link_params(link, pod, ttl, now), "fetchval")
+        if stored is None:  # pragma: no cover - an upsert always leaves the row
+            raise RetryTransaction("the upsert left no row")
+        return int(stored)
 
     def set_linked_pod(
         self, conn: Connection, link: LinkId, pod: int, ttl: int | None, now: int
     ) -> int | None:
         """One statement: lock, overwrite or insert, and report the previous live pod."""
-        row = conn.execute(self.set_link_statement, self.link_params(link, pod, ttl, now)).one()
-        if not row.written:
+        params = self.link_params(link, pod, ttl, now)
+        if self.raw_set is not None:
+            record = self.run_raw(conn, self.raw_set, params, "fetchrow")
+            previous, live, written = record["pod"], record["live"], record["written"]
+        else:
+            previous, live, written = conn.execute(self.set_link_statement, params).one()
+        if not written:
             raise RetryTransaction("a concurrent transaction created the link first")
-        return int(row.pod) if row.live else None
+        return int(previous) if live else None
 
     def server_now(self) -> ColumnElement[int]:
         """Return the server's clock at execution, in ms, as an uncorrelated subquery.
