@@ -18,7 +18,7 @@ from stateful.backend import Backend
 from stateful.clock import ManualClock
 from stateful.errors import BackendUnavailable
 from stateful.executor import StatefulExecutor
-from stateful.testing.faults import FaultyBackend
+from stateful.testing.faults import Borrowed, FaultyBackend
 from stateful.testing.model import ReferenceModel
 from stateful.testing.pools import ESCAPES, SEPARATORS
 from stateful.testing.rounds import Call, clone, yield_times
@@ -229,7 +229,8 @@ async def check_creation_race(factory: Factory, callers: int = 16) -> None:
     """Many executors create one link at once: all must agree on one pod."""
     clock = ManualClock(start_ms=START_MS)
     backend = await factory(clock)
-    executors = [StatefulExecutor(backend) for _ in range(callers)]
+    executors = [StatefulExecutor(backend)]
+    executors += [StatefulExecutor(Borrowed(backend)) for _ in range(callers - 1)]
     try:
         for round_ in range(5):
             uid = f"race-{round_}"

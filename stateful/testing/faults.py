@@ -227,3 +227,15 @@ class FaultyBackend(Backend):
             "place_linked_pod", namespace, uid, service_name, persist_seconds, pod_id
         )
         return result
+
+
+class Borrowed(FaultyBackend):
+    """Another handle on a backend that one executor owns: closing it closes nothing.
+
+    The kit runs several executors over the backend under test; only the
+    first closes it, since a backend (or its test harness) may not expect
+    `aclose` twice.
+    """
+
+    async def aclose(self) -> None:
+        """Leave the backend to its owner."""

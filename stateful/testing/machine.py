@@ -39,6 +39,7 @@ from stateful.errors import ValidationError
 from stateful.executor import StatefulExecutor
 from stateful.records import LinkInfo
 from stateful.testing.capabilities import Capabilities
+from stateful.testing.faults import Borrowed
 from stateful.testing.loop import cancel_leftover_tasks, run
 from stateful.testing.model import ReferenceModel
 from stateful.testing.pools import Pools, draw_pools
@@ -142,7 +143,8 @@ class ConformanceMachine(RuleBasedStateMachine):
         self.clock = ManualClock(start_ms=1_700_000_000_000)
         self.model = ReferenceModel(self.clock)
         backend = run(type(self).factory(self.clock))
-        self.executors = [StatefulExecutor(backend) for _ in range(EXECUTORS)]
+        self.executors = [StatefulExecutor(backend)]
+        self.executors += [StatefulExecutor(Borrowed(backend)) for _ in range(EXECUTORS - 1)]
         self.executor = self.executors[0]
         self.pools = Pools()
         self.touched: list[Key] = []
@@ -160,7 +162,8 @@ class ConformanceMachine(RuleBasedStateMachine):
             self.features.add(f"steps>={self.steps // 10 * 10}")
             collected.append(set(self.features))
         try:
-            for executor in self.executors:
+            # The borrowing executors first: the first one owns (and closes) the backend.
+            for executor in self.executors[::-1]:
                 run(executor.aclose())
         finally:
             cancel_leftover_tasks()
@@ -565,6 +568,52 @@ class ConformanceMachine(RuleBasedStateMachine):
             self.features.add(f"first_at_expiry:{operation}")
         self.features.add("expiry_sweep")
 
+    @rule(data=st.data(), position=st.integers(0, 2))
+    def collision_pair(self, data: st.DataObject, position: int) -> None:
+        """Link both members of a colliding pair to different pods and read both back.
+
+        ``position`` says where the pair goes: namespace, uid or service.
+        """
+        pools = (self.pools.namespaces, self.pools.uids, self.pools.services)[position]
+        kinds = sorted({self.pools.classes[i] for i in pools if i in self.pools.classes})
+        kind = data.draw(st.sampled_from(kinds), label="class")
+        members = [i for i in pools if self.pools.classes.get(i) == kind]
+        ns, uid, svc = self._link(data)
+        keys: list[Key] = []
+        for pod, member in enumerate(members):
+            parts = [ns, uid, svc]
+            parts[position] = member
+            keys.append((parts[0], parts[1], parts[2]))
+            self._both(Call("set_linked_pod", (*keys[-1], pod, -1)))
+        for done in keys:
+            self._both(Call("get_link_info", done))
+        self.features.add(f"pair_linked:{kind}")
+
+    @rule(data=st.data())
+    def refresh_kept_link(self, data: st.DataObject) -> None:
+        """Make a permanent or temporary link, let time pass, then keep, refresh or re-set it."""
+        ns, uid, svc = self._link(data)
+        pod = data.draw(st.sampled_from(PODS), label="pod_id")
+        persist = self._persist(data, (-1, 2, 5))
+        self._both(Call("set_linked_pod", (ns, uid, svc, pod, persist)))
+        if self.timed:
+            self.clock.advance_ms(data.draw(st.integers(1, 1500), label="delta_ms"))
+        operation = data.draw(
+            st.sampled_from(
+                (
+                    "set_linked_pod_if_absent",
+                    "place_linked_pod",
+                    "try_set_linked_pod",
+                    "remove_linked_pod",
+                )
+            ),
+            label="operation",
+        )
+        call = self._call_for(operation, data, (ns, uid, svc))
+        if operation == "try_set_linked_pod":
+            call = Call(operation, (ns, uid, svc, pod, call.args[4]))
+        self._both(call)
+
     # -- large batches, limits, re-checks ------------------------------------------
 
     @precondition(lambda self: self.capabilities.missing("large_batch") is None)
@@ -668,6 +717,20 @@ class ConformanceMachine(RuleBasedStateMachine):
             ]
         return calls
 
+    def _settle_keys(self, keys: list[Key]) -> None:
+        """Remove the links and pod states a round touched, on the store and the model.
+
+        Which of the allowed outcomes a real store shows varies from run to
+        run; the next steps must not depend on it, or Hypothesis could not
+        replay an example. Every removal is still checked against the model.
+        """
+        services = dict.fromkeys((ns, svc) for ns, _, svc in keys)
+        for ns, uid, svc in dict.fromkeys(keys):
+            self._both(Call("remove_linked_pod", (ns, uid, svc, 0)))
+        for ns, svc in services:
+            for pod in sorted(self.model.get_service_state(ns, svc)):
+                self._both(Call("remove_service_state", (ns, svc, pod)))
+
     def _judge(
         self,
         what: str,
@@ -680,6 +743,7 @@ class ConformanceMachine(RuleBasedStateMachine):
         for _, model in candidates:
             if [self._normal(self._expect(c, model)) for c in view] == observed:
                 self.model = model
+                self._settle_keys(keys)
                 return
         shown = "; ".join(f"{c} -> {o!r}" for c, o in zip(view, observed, strict=True))
         labels = ", ".join(label for label, _ in candidates) or "none matched the answers"
@@ -896,6 +960,7 @@ class ConformanceMachine(RuleBasedStateMachine):
             finally:
                 await settle(self.executors)
 
+        extra = self.touched if call.operation == "remove_pod_links" else []
         before = clone(self.model)
         after = clone(self.model)
         expected = self._expect(call, after)
@@ -904,9 +969,9 @@ class ConformanceMachine(RuleBasedStateMachine):
             self._check(call, answer, expected)
             self.model = after
             self.features.add(f"{mode}_completed")
+            self._settle_keys([self._key_of(call), *extra])
             return
         self.features.add(f"{mode}_interrupted")
-        extra = self.touched if call.operation == "remove_pod_links" else []
         self._judge(
             f"{call} interrupted ({mode} after {turns} loop turns)",
             [self._key_of(call), *extra],
