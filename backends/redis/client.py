@@ -169,15 +169,23 @@ class Slots:
 
     An `asyncio.Semaphore` with the wait marked for the executor and turned
     into `PoolExhausted` when it runs out.
+
+    `release_soon` hands a slot back only once the releasing task yields to
+    the event loop: a task that sends its next command straight away (the
+    steps of one cluster write) keeps its slot instead of queueing again
+    behind every waiter, which under a burst would stretch one operation over
+    the whole burst.
     """
 
-    __slots__ = ("_semaphore", "limit", "timeout")
+    __slots__ = ("_kept", "_semaphore", "limit", "timeout")
 
     def __init__(self, limit: int, timeout: float | None) -> None:
         """Allow ``limit`` holders; wait at most ``timeout`` seconds (None: no own limit)."""
         self.limit = limit
         self.timeout = timeout
         self._semaphore = asyncio.Semaphore(limit)
+        # Task → the scheduled release of the slot it just gave back.
+        self._kept: dict[asyncio.Task[Any], asyncio.Handle] = {}
 
     @property
     def free(self) -> int:
@@ -186,6 +194,12 @@ class Slots:
 
     async def acquire(self) -> None:
         """Take a slot, waiting if none is free; `PoolExhausted` if the wait runs out."""
+        if self._kept:
+            task = asyncio.current_task()
+            kept = self._kept.pop(task, None) if task is not None else None
+            if kept is not None:
+                kept.cancel()  # still ours: keep it
+                return
         semaphore = self._semaphore
         if not semaphore.locked():
             # Fast path: Semaphore.acquire does not suspend when a slot is free.
@@ -204,6 +218,18 @@ class Slots:
     def release(self) -> None:
         """Give a slot back."""
         self._semaphore.release()
+
+    def release_soon(self) -> None:
+        """Give a slot back once this task yields, unless it takes a slot again first."""
+        task = asyncio.current_task()
+        if task is None or task in self._kept:
+            self._semaphore.release()
+            return
+        self._kept[task] = asyncio.get_running_loop().call_soon(self._give_back, task)
+
+    def _give_back(self, task: asyncio.Task[Any]) -> None:
+        if self._kept.pop(task, None) is not None:
+            self._semaphore.release()
 
 
 class _Bounded(ConnectionPool):
@@ -276,11 +302,19 @@ class BoundedRedisCluster(RedisCluster):
         """Run one command once a slot is free (see `Slots`)."""
         if self.dropped:
             raise RedisConnectionError("the client was closed")
+        if self._initialize:
+            # Discover the cluster once, before any command of a burst runs:
+            # redis-py otherwise resolves command policies and slots against
+            # half-initialised nodes while the discovery replaces them, and the
+            # connections it drops fail those commands, which triggers another
+            # discovery (observed: a cascade of "Connection closed by server"
+            # and retried writes under 10,000 concurrent calls).
+            await self.initialize()
         await self.slots.acquire()
         try:
             return await super().execute_command(*args, **kwargs)
         finally:
-            self.slots.release()
+            self.slots.release_soon()
 
     async def _execute_command(self, target_node: ClusterNode, *args: Any, **kwargs: Any) -> Any:
         # Each attempt of redis-py's retry loop: a closed client stops retrying.
@@ -308,7 +342,7 @@ class _BoundedClusterPipeline(ClusterPipeline):
         try:
             return await super().execute(raise_on_error, allow_redirections)
         finally:
-            client.slots.release()
+            client.slots.release_soon()
 
 
 def _connections(client: Redis | RedisCluster) -> Iterator[AbstractConnection]:
