@@ -393,9 +393,14 @@ async def execute_command(client: Any, *args: Any) -> Any:
 
     On a standalone or Sentinel client whose pool is ours, and for a command
     without a response callback, the command runs on a connection taken from
-    the pool here, under the connection's retry policy (a broken pooled
-    connection is dropped and the command sent again as redis-py does). Any
-    other client (a cluster, a client you built) gets ``client.execute_command``.
+    the pool here. It is sent a second time, on a new connection, only if
+    the first send failed: the server then got no whole command. Once sent,
+    it is never sent again: a connection lost while waiting for the reply
+    (CLIENT KILL, a restart) may have run the script already, and running a
+    write twice would answer for the second run (``set_linked_pod`` would
+    report its own pod as the previous one). That is `BackendUnavailable`,
+    outcome unknown. Any other client (a cluster, a client you built) gets
+    ``client.execute_command``.
     """
     pool = getattr(client, "connection_pool", None)
     if (
@@ -407,17 +412,17 @@ async def execute_command(client: Any, *args: Any) -> Any:
         return await client.execute_command(*args)
     connection = await pool.get_connection()
     try:
-        return await connection.retry.call_with_retry(
-            lambda: _send_and_read(connection, args),
-            lambda error: connection.disconnect(error=error),
-        )
+        packed = _pack(connection, args)
+        try:
+            await connection.send_packed_command(packed)
+        except RedisConnectionError:
+            # The pool checked this connection at checkout, so it broke just
+            # now; the send failed, so nothing ran. One more try, reconnected.
+            await connection.disconnect()
+            await connection.send_packed_command(packed)
+        return await connection.read_response()
     finally:
         await pool.release(connection)
-
-
-async def _send_and_read(connection: AbstractConnection, args: tuple[Any, ...]) -> Any:
-    await connection.send_packed_command(_pack(connection, args))
-    return await connection.read_response()
 
 
 def _pack(connection: AbstractConnection, args: tuple[Any, ...]) -> bytes | list[bytes]:
