@@ -33,21 +33,30 @@ NS, SVC = "ns", "svc"
 
 
 async def test_ten_thousand_concurrent_calls_on_one_executor(url: str) -> None:  # noqa: F811
-    """More calls than connections: they wait for one instead of failing."""
+    """More calls than connections, from a cold client: they wait instead of failing.
+
+    Cold matters on a cluster: the burst arrives before the client has
+    discovered the cluster (a discovery racing the burst used to drop
+    connections under running commands, which failed and re-sent writes).
+    """
     backend = make_backend(url)
     executor = StatefulExecutor(backend)
+    uids = [f"u{i}" for i in range(5000)]
     try:
-        await executor.set_linked_pod(NS, "hot", SVC, 3, -1)
         started = time.monotonic()
-        calls = [executor.get_linked_pod(NS, "hot", SVC) for _ in range(5000)]
-        calls += [executor.set_linked_pod(NS, f"u{i}", SVC, i % 50, -1) for i in range(5000)]
+        calls = [executor.set_linked_pod(NS, uid, SVC, i % 50, -1) for i, uid in enumerate(uids)]
+        calls += [executor.get_linked_pod(NS, uid, SVC) for uid in uids]
         results = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 120)
         elapsed = time.monotonic() - started
         failures = [r for r in results if isinstance(r, BaseException)]
         assert failures == [], failures[:3]
-        assert results[:5000] == [3] * 5000
-        assert results[5000:] == [None] * 5000
-        assert await executor.get_linked_pod(NS, "u4999", SVC) == 4999 % 50
+        # Each write ran once: none saw a link before it (a re-sent write would).
+        assert results[:5000] == [None] * 5000
+        assert all(read in (None, i % 50) for i, read in enumerate(results[5000:]))
+        stored = await executor.batch_get_linked_pod(NS, uids, SVC)
+        assert {uid: pod for pod, members in stored.items() for uid in members} == {
+            uid: i % 50 for i, uid in enumerate(uids)
+        }
         print(f"\n10000 concurrent calls on {url.partition(':')[0]}: {elapsed:.2f} s, 0 failed")
     finally:
         await delete_prefix(backend.client, backend.keys.prefix)

@@ -223,7 +223,7 @@ def main() -> None:
         "--postgres", default="postgresql+asyncpg://postgres@127.0.0.1:5432/stateful_test"
     )
     parser.add_argument("--mysql", default="mysql+asyncmy://root@127.0.0.1:3306/stateful_test")
-    parser.add_argument("--pool", nargs="*", default=["10:10"])
+    parser.add_argument("--pool", nargs="*", default=["10:0"])
     parser.add_argument("--only", choices=["postgresql", "mariadb", "sqlite"], default=None)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
