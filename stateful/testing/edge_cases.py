@@ -397,3 +397,95 @@ async def check_injected_clock(factory: Factory) -> None:
         await s.both(Call("get_link_info", ("n", "u", "s")))
 
     await _session(factory, use)
+
+
+async def check_histories(
+    factory: Factory, seed: int = 0, *, clients: int = 4, calls: int = 12, rounds: int = 3
+) -> None:
+    """Concurrent clients on one store, their history checked by the linearizability checker.
+
+    Each round, ``clients`` executors make ``calls`` random calls each on a
+    few links and pods, interleaving at random loop turns, with the clock
+    held still; between rounds the clock moves (some links and heartbeats
+    expire). The whole history must be linearizable (`check_history`).
+    """
+    import random
+
+    from stateful.testing.linearizability import History, HistoryRecorder, check_history
+
+    chooser = random.Random(seed)
+    clock = ManualClock(start_ms=START_MS)
+    backend = await factory(clock)
+    executors = [StatefulExecutor(backend)]
+    executors += [StatefulExecutor(Borrowed(backend)) for _ in range(clients - 1)]
+    history = History()
+    recorders = [
+        HistoryRecorder(ex, client=f"c{i}", history=history, clock=clock)
+        for i, ex in enumerate(executors)
+    ]
+    uids, pods = ("u1", "u2", "u3"), (0, 1, 2)
+
+    def random_call() -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+        uid, pod = chooser.choice(uids), chooser.choice(pods)
+        persist = chooser.choice((-1, -1, 1, 2))
+        name = chooser.choice(
+            (
+                "set_linked_pod",
+                "try_set_linked_pod",
+                "set_linked_pod_if_absent",
+                "remove_linked_pod",
+                "remove_linked_pod_with_id",
+                "get_linked_pod",
+                "get_link_info",
+                "batch_get_linked_pod",
+                "pod_links",
+                "remove_pod_links",
+                "place_linked_pod",
+                "set_service_state",
+                "remove_service_state",
+                "get_service_state",
+            )
+        )
+        if name in ("set_linked_pod", "try_set_linked_pod", "set_linked_pod_if_absent"):
+            return name, ("n", uid, "s", pod, persist), {}
+        if name == "remove_linked_pod":
+            return name, ("n", uid, "s", chooser.choice((0, 1))), {}
+        if name == "remove_linked_pod_with_id":
+            return name, ("n", uid, "s", chooser.choice((0, 1)), pod), {}
+        if name in ("get_linked_pod", "get_link_info"):
+            return name, ("n", uid, "s"), {}
+        if name == "batch_get_linked_pod":
+            return name, ("n", list(uids), "s"), {}
+        if name == "pod_links":
+            return name, ("n", "s", pod), {"page_size": chooser.choice((1, 2, 1000))}
+        if name == "remove_pod_links":
+            return name, ("n", "s", pod, chooser.choice((0, 1))), {}
+        if name == "place_linked_pod":
+            return name, ("n", uid, "s", persist), {}
+        if name == "set_service_state":
+            ttl = chooser.choice((None, 1, 2))
+            return name, ("n", "s", pod, "ready"), {"ttl_seconds": ttl}
+        if name == "remove_service_state":
+            return name, ("n", "s", pod), {}
+        return name, ("n", "s"), {}
+
+    async def client(recorder: HistoryRecorder) -> None:
+        for _ in range(calls):
+            await yield_times(chooser.randrange(3))
+            name, args, kwargs = random_call()
+            await recorder.call(name, *args, **kwargs)
+
+    try:
+        for _ in range(rounds):
+            await asyncio.gather(*(client(r) for r in recorders))
+            clock.advance_ms(chooser.choice((500, 999, 1000, 1001, 2000)))
+    finally:
+        for executor in executors[::-1]:
+            await executor.aclose()
+    result = check_history(history, budget_s=20.0)
+    if not result.ok:
+        first, _, rest = (result.report or result.verdict).partition("\n")
+        raise EdgeFailure(
+            f"{first}\n(concurrent history of {len(history)} calls from {clients} clients, "
+            f"seed {seed}: {result.verdict})\n{rest}"
+        )

@@ -47,6 +47,7 @@ AREAS = {
     "test_expiry_instants": "clock",
     "test_injected_clock": "clock",
     "test_creation_race": "concurrency",
+    "test_linearizable_histories": "concurrency",
     "test_cancellation": "cancellation",
     "test_faults": "faults",
 }
@@ -118,6 +119,12 @@ class ConformanceKit:
         """Many executors creating or placing one link at once agree on one pod."""
         self._needs("concurrent")
         self._run(edge_cases.check_creation_race)
+
+    def test_linearizable_histories(self) -> None:
+        """Random concurrent clients; their history checked by the linearizability checker."""
+        self._needs("concurrent")
+        for seed in range(3):
+            self._run(edge_cases.check_histories, seed)
 
     def test_cancellation(self) -> None:
         """Each write cancelled at every loop turn leaves the store before or after it."""

@@ -102,6 +102,22 @@ def test_fixed_check_catches(
         run(check(_factory(backend)))
 
 
+@pytest.mark.parametrize(
+    "backend",
+    [broken.CheckThenActIfAbsent, broken.CheckThenActTrySet, broken.SetReturnsNewPod],
+    ids=lambda cls: cls.__name__,
+)
+def test_linearizability_checker_catches(backend: type[MemoryBackend]) -> None:
+    # The kit runs three seeds; at least one must show the violation.
+    failures = []
+    for seed in range(3):
+        try:
+            run(edge_cases.check_histories(_factory(backend), seed))
+        except edge_cases.EdgeFailure as failure:
+            failures.append(str(failure).splitlines()[0])
+    assert failures, f"{backend.__name__} passed three concurrent histories"
+
+
 # -- what a third party sees when it fails ------------------------------------------------
 
 
