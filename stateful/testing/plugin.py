@@ -36,7 +36,11 @@ def _kit() -> Any:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    """Add ``--stateful-report``."""
+    """Add ``--stateful-report``; register the kit's profiles early (for --hypothesis-profile)."""
+    if _kit() is not None:
+        from stateful.testing.profiles import register_profiles
+
+        register_profiles()
     group = parser.getgroup("stateful", "stateful conformance kit")
     group.addoption(
         "--stateful-report",
