@@ -259,6 +259,23 @@ class _Bounded(ConnectionPool):
             raise
         return connection
 
+    async def ensure_connection(self, connection: AbstractConnection) -> None:
+        """Connect ``connection``, reconnecting it if the server closed it while pooled.
+
+        redis-py 8 skips this check whenever maintenance notifications are
+        "auto" (its default), so a connection a restarted server closed would
+        carry a command into a dead socket; we never re-send a command once
+        sent (see `execute_command`), so it must be caught here.
+        """
+        await connection.connect()  # type: ignore[no-untyped-call]
+        try:
+            dirty = await connection.can_read()
+        except (RedisConnectionError, RedisTimeoutError, OSError):
+            dirty = True
+        if dirty:
+            await connection.disconnect()
+            await connection.connect()  # type: ignore[no-untyped-call]
+
     async def release(self, connection: AbstractConnection) -> None:
         """Return ``connection`` to the pool and its slot to the waiters."""
         try:
