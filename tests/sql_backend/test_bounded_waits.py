@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import make_url
 
-import stateful
 from stateful import BackendUnavailable, PoolExhausted, StatefulExecutor
 from stateful.backends.sql import from_url
 from tests.sql_backend import endpoints
@@ -292,30 +291,3 @@ async def test_a_call_that_got_pool_exhausted_never_writes_later(sqlite_file_url
         assert await executor.get_linked_pod(ns, "u", "svc") is None
     finally:
         await executor.aclose()
-
-
-async def test_ten_thousand_concurrent_calls_on_one_executor(real_url: str) -> None:
-    ns = f"load {uuid.uuid4()}"
-    calls = 10_000
-    async with stateful.StatefulExecutor(
-        from_url(real_url, table_prefix=endpoints.PREFIX), timeout=120
-    ) as executor:
-        started = time.monotonic()
-        results = await asyncio.gather(
-            *(
-                executor.set_linked_pod_if_absent(ns, f"u{i // 2 % 500}", "svc", i % 8, -1)
-                if i % 2 == 0
-                else executor.get_linked_pod(ns, f"u{i // 2 % 500}", "svc")
-                for i in range(calls)
-            ),
-            return_exceptions=True,
-        )
-        took = time.monotonic() - started
-        failures = [r for r in results if isinstance(r, BaseException)]
-        assert failures == [], (len(failures), failures[:3])
-        assert len(results) == calls
-        print(
-            f"{calls} concurrent calls on {make_url(real_url).drivername}: {took:.1f} s, 0 failed"
-        )
-        linked = await executor.batch_get_linked_pod(ns, [f"u{i}" for i in range(500)], "svc")
-        assert sum(len(uids) for uids in linked.values()) == 500
