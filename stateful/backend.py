@@ -30,6 +30,29 @@ from dataclasses import dataclass
 
 from stateful.records import LinkInfo
 
+#: The operations a backend serves: the methods the executor calls.
+OPERATIONS: tuple[str, ...] = (
+    "set_service_state",
+    "get_service_state",
+    "remove_service_state",
+    "set_workload_state",
+    "get_workload_state",
+    "set_linked_pod",
+    "try_set_linked_pod",
+    "set_linked_pod_if_absent",
+    "get_linked_pod",
+    "get_linked_pod_if_persist",
+    "batch_get_linked_pod",
+    "remove_linked_pod",
+    "remove_linked_pod_with_id",
+    "get_link_service",
+    "get_link_info",
+    "pod_links_page",
+    "count_pod_links",
+    "remove_pod_links_page",
+    "place_linked_pod",
+)
+
 #: Page cursor of `Backend.pod_links_page`: opaque to the executor; None = start / done.
 Cursor = str | None
 

@@ -16,28 +16,6 @@ from typing import Any
 from stateful.backend import Backend, Cursor
 from stateful.records import LinkInfo
 
-_OPERATIONS = (
-    "set_service_state",
-    "get_service_state",
-    "remove_service_state",
-    "set_workload_state",
-    "get_workload_state",
-    "set_linked_pod",
-    "try_set_linked_pod",
-    "set_linked_pod_if_absent",
-    "get_linked_pod",
-    "get_linked_pod_if_persist",
-    "batch_get_linked_pod",
-    "remove_linked_pod",
-    "remove_linked_pod_with_id",
-    "get_link_service",
-    "get_link_info",
-    "pod_links_page",
-    "count_pod_links",
-    "remove_pod_links_page",
-    "place_linked_pod",
-)
-
 
 class InjectedFault(ConnectionError):
     """The fault `FaultyBackend` raises: a lost connection, before or after the store acted."""

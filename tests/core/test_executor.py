@@ -302,3 +302,14 @@ async def test_concurrent_tasks_on_the_memory_backend_have_exactly_one_winner() 
             winners = [pod for ok, pod in tries if ok]
             assert winners == [0]
             assert all(pod == 0 for _, pod in tries)
+
+
+def test_the_list_of_backend_operations_is_complete() -> None:
+    from stateful.backend import OPERATIONS, Backend
+
+    public = {
+        name
+        for name, value in vars(Backend).items()
+        if callable(value) and not name.startswith("_") and name not in ("aclose", "is_unavailable")
+    }
+    assert set(OPERATIONS) == public

@@ -20,31 +20,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stateful import StatefulExecutor, ValidationError
+from stateful.backend import OPERATIONS
 from stateful.backends.memory import MemoryBackend
 from stateful.validation import MAX_NAMESPACE, MAX_POD_ID, MAX_STATE, MAX_UID
 from tests.reliability.conftest import scale
 
-BACKEND_METHODS = (
-    "set_service_state",
-    "get_service_state",
-    "remove_service_state",
-    "set_workload_state",
-    "get_workload_state",
-    "set_linked_pod",
-    "try_set_linked_pod",
-    "set_linked_pod_if_absent",
-    "get_linked_pod",
-    "get_linked_pod_if_persist",
-    "batch_get_linked_pod",
-    "remove_linked_pod",
-    "remove_linked_pod_with_id",
-    "get_link_service",
-    "get_link_info",
-    "pod_links_page",
-    "count_pod_links",
-    "remove_pod_links_page",
-    "place_linked_pod",
-)
+BACKEND_METHODS = OPERATIONS
 
 # Each public method: its positional parameters and keyword-only ones, by kind.
 METHODS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
