@@ -16,11 +16,13 @@ from stateful.clock import Clock, ManualClock, SystemClock
 from stateful.errors import (
     BackendError,
     BackendUnavailable,
+    PoolExhausted,
     SchemaError,
     StatefulError,
     ValidationError,
 )
-from stateful.executor import StatefulExecutor
+from stateful.executor import Observer, StatefulExecutor
+from stateful.records import LinkInfo
 from stateful.registry import BackendFactory, connect, register_backend
 from stateful.validation import PERMANENT
 
@@ -31,7 +33,10 @@ __all__ = [
     "BackendFactory",
     "BackendUnavailable",
     "Clock",
+    "LinkInfo",
     "ManualClock",
+    "Observer",
+    "PoolExhausted",
     "SchemaError",
     "StatefulError",
     "StatefulExecutor",

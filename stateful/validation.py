@@ -1,7 +1,10 @@
 """Input rules of the contract, checked before any I/O.
 
-Each checker returns the value it accepted (normalised where the rule allows it)
-or raises `ValidationError` naming the argument.
+Each checker returns the value it accepted, as a plain `str` / `int` (never
+the caller's subclass, whose methods could misbehave), or raises
+`ValidationError` naming the argument. Nothing here calls a method a caller
+could have overridden: values are read through the `str` and `int` base
+implementations.
 """
 
 from __future__ import annotations
@@ -16,26 +19,45 @@ MAX_UID = 1024
 MAX_STATE = 4096
 MAX_POD_ID = 2**31 - 1
 MAX_PERSIST_SECONDS = 315_360_000  # ten years
+MAX_TTL_SECONDS = MAX_PERSIST_SECONDS
 PERMANENT = -1
+#: Most uids a pod_links page asks the backend for.
+MAX_PAGE_SIZE = 10_000
+
+
+def _type_name(value: object) -> str:
+    # type(value).__name__ cannot be overridden by the instance.
+    return type(value).__name__
 
 
 def check_string(argument: str, value: object, max_length: int) -> str:
     """Accept a non-empty `str` of at most ``max_length`` characters, no NUL, valid Unicode."""
+    # Fast path: an exact ASCII str (the common case) needs only three cheap tests.
+    if (
+        type(value) is str
+        and value.isascii()
+        and 0 < len(value) <= max_length
+        and "\x00" not in value
+    ):
+        return value
+    return _check_string_slowly(argument, value, max_length)
+
+
+def _check_string_slowly(argument: str, value: object, max_length: int) -> str:
     if not isinstance(value, str):
-        raise ValidationError(argument, f"must be a str, not {type(value).__name__}")
-    if not value:
+        raise ValidationError(argument, f"must be a str, not {_type_name(value)}")
+    text = str.__str__(value)  # a plain copy: a subclass's own methods are never called
+    if not text:
         raise ValidationError(argument, "must not be empty")
-    if len(value) > max_length:
-        raise ValidationError(
-            argument, f"must be at most {max_length} characters, got {len(value)}"
-        )
-    if "\x00" in value:
+    if len(text) > max_length:
+        raise ValidationError(argument, f"must be at most {max_length} characters, got {len(text)}")
+    if "\x00" in text:
         raise ValidationError(argument, "must not contain NUL")
     try:
-        value.encode("utf-8")
+        text.encode("utf-8")
     except UnicodeEncodeError:
         raise ValidationError(argument, "must be valid Unicode (no lone surrogates)") from None
-    return str(value)
+    return text
 
 
 def check_namespace(value: object) -> str:
@@ -53,29 +75,30 @@ def check_uid(value: object, argument: str = "uid") -> str:
     return check_string(argument, value, MAX_UID)
 
 
-def check_state(value: object) -> str:
+def check_state(value: object, argument: str = "state") -> str:
     """Validate a pod or workload state."""
-    return check_string("state", value, MAX_STATE)
+    return check_string(argument, value, MAX_STATE)
+
+
+def _check_int(argument: str, value: object) -> int:
+    if type(value) is int:
+        return value
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(argument, f"must be an int, not {_type_name(value)}")
+    return int.__index__(value)  # a plain int: a subclass's own methods are never called
 
 
 def check_pod_id(value: object) -> int:
     """Accept an `int` (not `bool`) in 0..2**31-1."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationError("pod_id", f"must be an int, not {type(value).__name__}")
-    if not 0 <= value <= MAX_POD_ID:
-        raise ValidationError("pod_id", f"must be in 0..{MAX_POD_ID}, got {value}")
-    return int(value)
-
-
-def _check_persist_int(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationError("persist_seconds", f"must be an int, not {type(value).__name__}")
-    return int(value)
+    pod = _check_int("pod_id", value)
+    if not 0 <= pod <= MAX_POD_ID:
+        raise ValidationError("pod_id", f"must be in 0..{MAX_POD_ID}, got {pod}")
+    return pod
 
 
 def check_set_persist(value: object) -> int:
     """Accept -1 (permanent) or 1..315360000 seconds, for set operations."""
-    seconds = _check_persist_int(value)
+    seconds = _check_int("persist_seconds", value)
     if seconds != PERMANENT and not 1 <= seconds <= MAX_PERSIST_SECONDS:
         raise ValidationError(
             "persist_seconds",
@@ -86,7 +109,7 @@ def check_set_persist(value: object) -> int:
 
 def check_remove_persist(value: object) -> int:
     """Accept -1 or 0 (delete) or 1..315360000 seconds (keep as temporary), for removals."""
-    seconds = _check_persist_int(value)
+    seconds = _check_int("persist_seconds", value)
     if seconds not in (PERMANENT, 0) and not 1 <= seconds <= MAX_PERSIST_SECONDS:
         raise ValidationError(
             "persist_seconds",
@@ -95,13 +118,64 @@ def check_remove_persist(value: object) -> int:
     return seconds
 
 
+def check_ttl(value: object) -> int | None:
+    """Accept None (permanent) or 1..315360000 seconds, for a pod state's heartbeat TTL."""
+    if value is None:
+        return None
+    seconds = _check_int("ttl_seconds", value)
+    if not 1 <= seconds <= MAX_TTL_SECONDS:
+        raise ValidationError(
+            "ttl_seconds", f"must be None or 1..{MAX_TTL_SECONDS}, got {seconds}"
+        )
+    return seconds
+
+
+def check_page_size(value: object) -> int:
+    """Accept a page size in 1..`MAX_PAGE_SIZE`."""
+    size = _check_int("page_size", value)
+    if not 1 <= size <= MAX_PAGE_SIZE:
+        raise ValidationError("page_size", f"must be in 1..{MAX_PAGE_SIZE}, got {size}")
+    return size
+
+
+def check_seconds(argument: str, value: object) -> float | None:
+    """Accept None or a positive, finite number of seconds (not `bool`)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValidationError(
+            argument, f"must be a number of seconds or None, not {_type_name(value)}"
+        )
+    try:
+        # Base implementations: a subclass's own methods are never called.
+        seconds = float(int.__index__(value)) if isinstance(value, int) else float.__float__(value)
+    except OverflowError:
+        raise ValidationError(argument, "is too large") from None
+    if not 0 < seconds < float("inf"):
+        raise ValidationError(argument, f"must be a positive number of seconds, got {seconds!r}")
+    return seconds
+
+
 def check_unique_strings(argument: str, values: object, max_length: int) -> list[str]:
-    """Validate an iterable of identifiers; return them deduplicated, in first-seen order."""
+    """Validate an iterable of identifiers; return them deduplicated, in first-seen order.
+
+    Any failure of the iterable itself (an ``__iter__`` or ``__next__`` that
+    raises) is reported as a `ValidationError` too.
+    """
     if isinstance(values, str | bytes | bytearray | memoryview):
         raise ValidationError(argument, "must be an iterable of str, not a single string")
-    if not isinstance(values, Iterable):
-        raise ValidationError(argument, f"must be an iterable of str, not {type(values).__name__}")
+    if type(values) is list or type(values) is tuple:
+        items: Iterable[object] = values
+    elif isinstance(values, Iterable):
+        try:
+            items = list(values)
+        except Exception as exc:
+            raise ValidationError(
+                argument, f"could not be iterated: {type(exc).__name__}"
+            ) from None
+    else:
+        raise ValidationError(argument, f"must be an iterable of str, not {_type_name(values)}")
     unique: dict[str, None] = {}
-    for index, value in enumerate(values):
+    for index, value in enumerate(items):
         unique[check_string(f"{argument}[{index}]", value, max_length)] = None
     return list(unique)

@@ -149,10 +149,143 @@ async def test_closed_executor_refuses_calls_and_close_is_idempotent() -> None:
         await ex.get_linked_pod("ns", "u", "svc")
 
 
-@pytest.mark.parametrize("timeout", [0, -1.0])
+@pytest.mark.parametrize("timeout", [0, -1.0, float("nan"), float("inf"), True, "2"])
 def test_timeout_must_be_positive(timeout: float) -> None:
-    with pytest.raises(ValueError, match="timeout"):
+    with pytest.raises(stateful.ValidationError, match="timeout") as caught:
         StatefulExecutor(MemoryBackend(), timeout=timeout)
+    assert caught.value.argument == "timeout"
+    with pytest.raises(stateful.ValidationError, match="close_timeout"):
+        StatefulExecutor(MemoryBackend(), close_timeout=timeout)
+
+
+class HangingBackend(SlowBackend):
+    """Its calls never finish, and neither does its close."""
+
+    async def set_linked_pod(
+        self, namespace: str, uid: str, service_name: str, pod_id: int, persist_seconds: int
+    ) -> int | None:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    async def aclose(self) -> None:
+        await asyncio.Event().wait()
+
+
+async def test_aclose_is_bounded_and_logs_what_it_abandoned(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    ex = StatefulExecutor(HangingBackend(delay=0), timeout=0.05, close_timeout=0.3)
+    with pytest.raises(BackendUnavailable):
+        await ex.set_linked_pod("ns", "u", "svc", 1, -1)  # left running in the background
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    with caplog.at_level("WARNING", logger="stateful"):
+        await ex.aclose()
+    took = loop.time() - start
+    assert 0.25 < took < 1.0
+    message = " ".join(r.getMessage() for r in caplog.records)
+    assert "abandoned" in message
+    assert "stateful set_linked_pod" in message  # the call still running
+    assert "the close of MemoryBackend" in message  # and the backend's own close
+
+
+async def test_concurrent_aclose_calls_all_wait_for_the_one_close() -> None:
+    backend = SlowBackend(delay=0.1)
+    ex = StatefulExecutor(backend)
+    call = asyncio.create_task(ex.set_linked_pod("ns", "u", "svc", 1, -1))
+    await asyncio.sleep(0.01)
+    await asyncio.gather(ex.aclose(), ex.aclose())
+    assert backend.closed
+    assert ex.closed
+    assert await call is None
+
+
+class PoolWaitingBackend(SlowBackend):
+    """Waits for a "connection" that never frees, inside waiting_for_connection()."""
+
+    async def get_linked_pod(self, namespace: str, uid: str, service_name: str) -> int | None:
+        with stateful.backend.waiting_for_connection():
+            await asyncio.sleep(self.delay)
+        return await super().get_linked_pod(namespace, uid, service_name)
+
+
+async def test_timeout_while_waiting_for_a_connection_is_pool_exhausted() -> None:
+    ex = StatefulExecutor(PoolWaitingBackend(delay=1.0), timeout=0.05)
+    with pytest.raises(stateful.PoolExhausted, match="nothing was sent") as caught:
+        await ex.get_linked_pod("ns", "u", "svc")
+    assert isinstance(caught.value, BackendUnavailable)
+    # Past the pool wait, a timeout is the usual "outcome unknown".
+    slow = StatefulExecutor(SlowBackend(delay=1.0), timeout=0.05)
+    with pytest.raises(BackendUnavailable) as late:
+        await slow.set_linked_pod("ns", "u", "svc", 1, -1)
+    assert not isinstance(late.value, stateful.PoolExhausted)
+    await asyncio.gather(ex.aclose(), slow.aclose())
+
+
+class RecordingObserver:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str | None, str | None, str]] = []
+
+    def started(
+        self, operation: str, namespace: str | None, service_name: str | None
+    ) -> stateful.executor.Finish:
+        def finish(error: BaseException | None) -> None:
+            outcome = "ok" if error is None else type(error).__name__
+            self.events.append((operation, namespace, service_name, outcome))
+
+        return finish
+
+
+async def test_observer_sees_every_operation_and_its_outcome() -> None:
+    observer = RecordingObserver()
+    async with StatefulExecutor(MemoryBackend(), observer=observer) as ex:
+        await ex.set_linked_pod("ns", "u", "svc", 1, -1)
+        await ex.get_link_service("ns", "u")
+        with pytest.raises(stateful.ValidationError):
+            await ex.get_linked_pod("ns", "", "svc")  # refused before the observer hears of it
+    failing = StatefulExecutor(FailingBackend(RuntimeError("x")), observer=observer)
+    with pytest.raises(BackendError):
+        await failing.get_linked_pod("ns", "u", "svc")
+    await failing.aclose()
+    assert observer.events == [
+        ("set_linked_pod", "ns", "svc", "ok"),
+        ("get_link_service", "ns", None, "ok"),
+        ("get_linked_pod", "ns", "svc", "BackendError"),
+    ]
+
+
+def test_an_executor_used_and_never_closed_warns() -> None:
+    async def use() -> None:
+        ex = StatefulExecutor(MemoryBackend())
+        await ex.set_linked_pod("ns", "u", "svc", 1, -1)
+
+    with pytest.warns(ResourceWarning, match="unclosed StatefulExecutor"):
+        asyncio.run(use())
+        import gc
+
+        gc.collect()
+
+
+async def test_failures_are_logged_as_orphaned_only_when_the_caller_left(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class FailingSlowBackend(SlowBackend):
+        async def set_linked_pod(
+            self, namespace: str, uid: str, service_name: str, pod_id: int, persist_seconds: int
+        ) -> int | None:
+            await asyncio.sleep(self.delay)
+            raise RuntimeError("store broke")
+
+    ex = StatefulExecutor(FailingSlowBackend(delay=0.01))
+    with caplog.at_level("DEBUG", logger="stateful"), pytest.raises(BackendError):
+        await ex.set_linked_pod("ns", "u", "svc", 1, -1)  # the caller waited: no orphan log
+    assert not any("after its caller left" in r.getMessage() for r in caplog.records)
+    call = asyncio.create_task(ex.set_linked_pod("ns", "u", "svc", 1, -1))
+    await asyncio.sleep(0)
+    call.cancel()
+    with caplog.at_level("DEBUG", logger="stateful"):
+        await ex.aclose()
+    assert any("after its caller left" in r.getMessage() for r in caplog.records)
 
 
 async def test_concurrent_tasks_on_the_memory_backend_have_exactly_one_winner() -> None:

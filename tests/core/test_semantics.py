@@ -5,8 +5,11 @@ They run against every backend of the matrix in ``tests/matrix.py``.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
+import stateful
 from stateful import ManualClock, StatefulExecutor
 
 NS, SVC = "ns", "game"
@@ -296,3 +299,181 @@ async def test_states_round_trip_exactly(ex: StatefulExecutor) -> None:
         assert await ex.get_workload_state(NS, [SVC]) == {SVC: state}
         await ex.set_service_state(NS, SVC, 2**31 - 1, state)
         assert await ex.get_service_state(NS, SVC) == {2**31 - 1: state}
+
+
+# -- pods come and go -----------------------------------------------------------------------
+
+
+async def test_state_with_ttl_is_gone_at_its_exact_instant(
+    ex: StatefulExecutor, clock: ManualClock
+) -> None:
+    await ex.set_service_state(NS, SVC, 0, "ready", ttl_seconds=5)
+    await ex.set_service_state(NS, SVC, 1, "ready")
+    clock.advance_ms(4999)
+    assert await ex.get_service_state(NS, SVC) == {0: "ready", 1: "ready"}
+    clock.advance_ms(1)
+    assert await ex.get_service_state(NS, SVC) == {1: "ready"}
+    assert await ex.remove_service_state(NS, SVC, 0) is False  # already dead
+    # A heartbeat renews it; a set without ttl makes it permanent again.
+    await ex.set_service_state(NS, SVC, 0, "ready", ttl_seconds=5)
+    clock.advance(4)
+    await ex.set_service_state(NS, SVC, 0, "draining", ttl_seconds=5)
+    clock.advance(4)
+    assert await ex.get_service_state(NS, SVC) == {0: "draining", 1: "ready"}
+    await ex.set_service_state(NS, SVC, 0, "ready")
+    clock.advance(3600)
+    assert await ex.get_service_state(NS, SVC) == {0: "ready", 1: "ready"}
+
+
+async def test_remove_service_state(ex: StatefulExecutor) -> None:
+    await ex.set_service_state(NS, SVC, 3, "ready")
+    assert await ex.remove_service_state(NS, SVC, 3) is True
+    assert await ex.remove_service_state(NS, SVC, 3) is False
+    assert await ex.get_service_state(NS, SVC) == {}
+
+
+async def test_link_info_tracks_expiry_and_last_update(
+    ex: StatefulExecutor, clock: ManualClock
+) -> None:
+    t0 = clock.now_ms()
+    assert await ex.get_link_info(NS, "u", SVC) is None
+    await ex.set_linked_pod(NS, "u", SVC, 2, -1)
+    info = await ex.get_link_info(NS, "u", SVC)
+    assert info == stateful.LinkInfo(NS, "u", SVC, 2, None, t0)
+    assert info is not None and info.permanent
+    clock.advance(1)
+    assert await ex.set_linked_pod_if_absent(NS, "u", SVC, 5, 30) == 2  # permanent: kept as is
+    assert await ex.get_link_info(NS, "u", SVC) == stateful.LinkInfo(NS, "u", SVC, 2, None, t0)
+    assert await ex.remove_linked_pod(NS, "u", SVC, 30) is True  # turned temporary: updated
+    t1 = clock.now_ms()
+    assert await ex.get_link_info(NS, "u", SVC) == stateful.LinkInfo(
+        NS, "u", SVC, 2, t1 + 30_000, t1
+    )
+    clock.advance(2)
+    assert await ex.set_linked_pod_if_absent(NS, "u", SVC, 5, 10) == 2  # temporary: refreshed
+    t2 = clock.now_ms()
+    assert await ex.get_link_info(NS, "u", SVC) == stateful.LinkInfo(
+        NS, "u", SVC, 2, t2 + 10_000, t2
+    )
+    clock.advance(3)
+    assert await ex.try_set_linked_pod(NS, "u", SVC, 7, -1) == (True, 7)
+    t3 = clock.now_ms()
+    assert await ex.get_link_info(NS, "u", SVC) == stateful.LinkInfo(NS, "u", SVC, 7, None, t3)
+    clock.advance(1)
+    assert await ex.try_set_linked_pod(NS, "u", SVC, 8, -1) == (False, 7)  # refused: unchanged
+    assert await ex.get_link_info(NS, "u", SVC) == stateful.LinkInfo(NS, "u", SVC, 7, None, t3)
+    await ex.set_linked_pod(NS, "v", SVC, 1, 1)
+    clock.advance(1)
+    assert await ex.get_link_info(NS, "v", SVC) is None
+
+
+async def _all_pod_links(ex: StatefulExecutor, pod: int, page_size: int) -> list[str]:
+    return [uid async for uid in ex.pod_links(NS, SVC, pod, page_size=page_size)]
+
+
+async def test_pod_links_yields_each_live_link_of_the_pod_once(
+    ex: StatefulExecutor, clock: ManualClock
+) -> None:
+    on_pod = {f"u{i}" for i in range(23)}
+    for uid in sorted(on_pod):
+        await ex.set_linked_pod(NS, uid, SVC, 4, -1)
+    await ex.set_linked_pod(NS, "temporary", SVC, 4, 2)
+    await ex.set_linked_pod(NS, "expired", SVC, 4, 1)
+    await ex.set_linked_pod(NS, "elsewhere", SVC, 5, -1)
+    await ex.set_linked_pod("other-ns", "x", SVC, 4, -1)
+    await ex.set_linked_pod(NS, "x", "other-svc", 4, -1)
+    clock.advance(1)
+    for page_size in (1, 5, 23, 1000):
+        uids = await _all_pod_links(ex, 4, page_size)
+        assert len(uids) == len(set(uids)), f"duplicates with page_size={page_size}"
+        assert set(uids) == on_pod | {"temporary"}
+    assert await _all_pod_links(ex, 6, 10) == []
+
+
+async def test_pod_links_walk_survives_writes_between_pages(ex: StatefulExecutor) -> None:
+    stay = {f"s{i}" for i in range(10)}
+    leave = {f"l{i}" for i in range(10)}
+    for uid in sorted(stay | leave):
+        await ex.set_linked_pod(NS, uid, SVC, 1, -1)
+    seen: list[str] = []
+    walk = ex.pod_links(NS, SVC, 1, page_size=3)
+    async for uid in walk:
+        seen.append(uid)
+        if len(seen) == 4:  # between pages: move some users away, refresh the others
+            for moved in sorted(leave):
+                await ex.set_linked_pod(NS, moved, SVC, 2, -1)
+            for kept in sorted(stay):
+                await ex.set_linked_pod(NS, kept, SVC, 1, -1)
+    assert len(seen) == len(set(seen))
+    assert stay <= set(seen)  # linked for the whole walk: each exactly once
+    assert set(seen) <= stay | leave
+
+
+async def test_count_pod_links_counts_live_links_per_pod(
+    ex: StatefulExecutor, clock: ManualClock
+) -> None:
+    assert await ex.count_pod_links(NS, SVC) == {}
+    for i in range(7):
+        await ex.set_linked_pod(NS, f"u{i}", SVC, i % 3, -1)
+    await ex.set_linked_pod(NS, "short", SVC, 9, 1)
+    await ex.set_linked_pod(NS, "u0", "other-svc", 1, -1)
+    assert await ex.count_pod_links(NS, SVC) == {0: 3, 1: 2, 2: 2, 9: 1}
+    clock.advance(1)
+    await ex.remove_linked_pod(NS, "u1", SVC, 0)
+    assert await ex.count_pod_links(NS, SVC) == {0: 3, 1: 1, 2: 2}
+
+
+@pytest.mark.parametrize("persist", [0, 30])
+async def test_remove_pod_links_drains_one_pod(
+    ex: StatefulExecutor, clock: ManualClock, persist: int
+) -> None:
+    for i in range(2500):
+        await ex.set_linked_pod(NS, f"u{i}", SVC, 1 if i % 5 else 2, -1)
+    assert await ex.remove_pod_links(NS, SVC, 1, persist) == 2000
+    counts = await ex.count_pod_links(NS, SVC)
+    if persist:  # kept for the reconnect window as temporary links to the same pod
+        assert counts == {1: 2000, 2: 500}
+        assert await ex.get_linked_pod_if_persist(NS, "u1", SVC) is None
+        clock.advance(persist)
+    assert await ex.count_pod_links(NS, SVC) == {2: 500}
+    assert await ex.remove_pod_links(NS, SVC, 1, 0) == 0
+
+
+async def test_place_links_new_users_to_the_least_loaded_ready_pod(
+    ex: StatefulExecutor, clock: ManualClock
+) -> None:
+    assert await ex.place_linked_pod(NS, "a", SVC, -1) is None  # no pod at all
+    await ex.set_service_state(NS, SVC, 0, "ready")
+    await ex.set_service_state(NS, SVC, 1, "ready")
+    await ex.set_service_state(NS, SVC, 2, "draining")
+    await ex.set_service_state(NS, SVC, 3, "ready", ttl_seconds=1)
+    await ex.set_linked_pod(NS, "old", SVC, 0, -1)
+    placed = [await ex.place_linked_pod(NS, f"n{i}", SVC, -1) for i in range(5)]
+    # pod 1 and 3 start empty (tie: lowest id first), then the counts even out
+    assert placed == [1, 3, 0, 1, 3]
+    clock.advance(1)  # pod 3 stopped heartbeating
+    assert await ex.place_linked_pod(NS, "late", SVC, -1) == 0
+    assert await ex.place_linked_pod(NS, "drainee", SVC, -1, states=["draining"]) == 2
+    assert await ex.place_linked_pod(NS, "nobody", SVC, -1, states=["gone"]) is None
+
+
+async def test_place_keeps_and_refreshes_an_existing_link(
+    ex: StatefulExecutor, clock: ManualClock
+) -> None:
+    await ex.set_service_state(NS, SVC, 0, "ready")
+    await ex.set_linked_pod(NS, "u", SVC, 7, 5)  # pod 7 has no state: still kept
+    clock.advance(4)
+    assert await ex.place_linked_pod(NS, "u", SVC, 10) == 7
+    info = await ex.get_link_info(NS, "u", SVC)
+    assert info is not None and info.expires_at_ms == clock.now_ms() + 10_000
+    assert await ex.place_linked_pod(NS, "u", SVC, -1, states=["gone"]) == 7
+    info = await ex.get_link_info(NS, "u", SVC)
+    assert info is not None and info.permanent
+
+
+async def test_concurrent_placements_of_one_user_agree(ex: StatefulExecutor) -> None:
+    for pod in range(4):
+        await ex.set_service_state(NS, SVC, pod, "ready")
+    results = await asyncio.gather(*(ex.place_linked_pod(NS, "u", SVC, -1) for _ in range(20)))
+    assert len(set(results)) == 1
+    assert await ex.get_linked_pod(NS, "u", SVC) == results[0]

@@ -70,7 +70,20 @@ OPERATIONS: dict[str, tuple[tuple[Any, ...], tuple[str, ...]]] = {
         ("namespace", "uid", "service_name", "persist_seconds", "pod_id"),
     ),
     "get_link_service": (("ns", "u"), ("namespace", "uid")),
+    "get_link_info": (("ns", "u", "svc"), ("namespace", "uid", "service_name")),
+    "remove_service_state": (("ns", "svc", 1), ("namespace", "service_name", "pod_id")),
+    "count_pod_links": (("ns", "svc"), ("namespace", "service_name")),
+    "remove_pod_links": (
+        ("ns", "svc", 1, 0),
+        ("namespace", "service_name", "pod_id", "persist_seconds"),
+    ),
+    "place_linked_pod": (
+        ("ns", "u", "svc", -1),
+        ("namespace", "uid", "service_name", "persist_seconds"),
+    ),
 }
+# The backend method an operation reaches, where its name differs.
+BACKEND_METHOD = {"remove_pod_links": "remove_pod_links_page"}
 
 STRING_LIMITS = {
     "namespace": MAX_NAMESPACE,
@@ -78,7 +91,7 @@ STRING_LIMITS = {
     "uid": MAX_UID,
     "state": MAX_STATE,
 }
-SET_OPS = {"set_linked_pod", "try_set_linked_pod", "set_linked_pod_if_absent"}
+SET_OPS = {"set_linked_pod", "try_set_linked_pod", "set_linked_pod_if_absent", "place_linked_pod"}
 
 BAD_STRINGS: list[tuple[object, str]] = [
     ("", "empty"),
@@ -152,7 +165,93 @@ async def test_valid_arguments_reach_the_backend(
     ex: stateful.StatefulExecutor, spy: SpyBackend, op: str
 ) -> None:
     await getattr(ex, op)(*OPERATIONS[op][0])
-    assert op in spy.calls
+    assert BACKEND_METHOD.get(op, op) in spy.calls
+
+
+@pytest.mark.parametrize("ttl", [0, -1, 315_360_001, True, 1.5, "5"])
+async def test_bad_state_ttl_is_rejected(
+    ex: stateful.StatefulExecutor, spy: SpyBackend, ttl: object
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        await ex.set_service_state("ns", "svc", 1, "ready", ttl_seconds=ttl)  # type: ignore[arg-type]
+    assert caught.value.argument == "ttl_seconds"
+    assert spy.calls == []
+
+
+@pytest.mark.parametrize(
+    ("states", "argument"),
+    [("ready", "states"), (["ready", ""], "states[1]"), ([None], "states[0]"), (5, "states")],
+)
+async def test_bad_placement_states_are_rejected(
+    ex: stateful.StatefulExecutor, spy: SpyBackend, states: object, argument: str
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        await ex.place_linked_pod("ns", "u", "svc", -1, states=states)  # type: ignore[arg-type]
+    assert caught.value.argument == argument
+    assert spy.calls == []
+
+
+@pytest.mark.parametrize(
+    ("args", "page_size", "argument"),
+    [
+        (("", "svc", 1), 10, "namespace"),
+        (("ns", "svc", -1), 10, "pod_id"),
+        (("ns", "svc", 1), 0, "page_size"),
+        (("ns", "svc", 1), 10_001, "page_size"),
+        (("ns", "svc", 1), True, "page_size"),
+    ],
+)
+def test_pod_links_checks_its_arguments_when_called(
+    ex: stateful.StatefulExecutor,
+    spy: SpyBackend,
+    args: tuple[str, str, int],
+    page_size: int,
+    argument: str,
+) -> None:
+    # Before iterating: the error comes from the call itself, not the first `async for` step.
+    with pytest.raises(ValidationError) as caught:
+        ex.pod_links(*args, page_size=page_size)
+    assert caught.value.argument == argument
+    assert spy.calls == []
+
+
+async def test_str_and_int_subclasses_are_read_through_their_base_type(
+    ex: stateful.StatefulExecutor, spy: SpyBackend
+) -> None:
+    class HostileStr(str):
+        def __len__(self) -> int:
+            raise RuntimeError("len")
+
+        def __hash__(self) -> int:
+            raise RuntimeError("hash")
+
+        def __str__(self) -> str:
+            raise RuntimeError("str")
+
+    class HostileInt(int):
+        def __index__(self) -> int:
+            raise RuntimeError("index")
+
+        def __eq__(self, other: object) -> bool:
+            raise RuntimeError("eq")
+
+        __hash__ = int.__hash__
+
+    await ex.set_linked_pod(HostileStr("ns"), HostileStr("u"), "svc", HostileInt(3), -1)
+    assert await ex.get_linked_pod("ns", "u", "svc") == 3
+    assert await ex.batch_get_linked_pod("ns", [HostileStr("u")], "svc") == {3: ["u"]}
+
+
+async def test_an_iterable_that_fails_is_a_validation_error(
+    ex: stateful.StatefulExecutor, spy: SpyBackend
+) -> None:
+    def exploding() -> Iterator[str]:
+        yield "a"
+        raise RuntimeError("boom")
+
+    with pytest.raises(ValidationError, match="uids: could not be iterated"):
+        await ex.batch_get_linked_pod("ns", exploding(), "svc")
+    assert spy.calls == []
 
 
 @pytest.mark.parametrize("name", sorted(STRING_LIMITS))
