@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -35,7 +34,6 @@ def cases(t: Target, links: int) -> dict[str, Case]:
     uids = [_uid(i) for i in range(links)]
     batch = uids[:BATCH]
     big = uids[:BIG_BATCH]
-    ttl = "ttl_seconds" in inspect.signature(ex.set_service_state).parameters
 
     def u(i: int) -> str:
         return uids[i % links]
@@ -81,22 +79,17 @@ def cases(t: Target, links: int) -> dict[str, Case]:
         found.append(Case(
             f"batch_get_linked_pod ({BIG_BATCH})", f"batch read {BIG_BATCH}",
             lambda i: ex.batch_get_linked_pod(NS, big, SVC), lambda i: t.raw_batch(big)))
-    if ttl:
-        set_state: Callable[..., object] = ex.set_service_state
-        found.append(Case(
-            "set_service_state (ttl 30 s)", "state write",
-            lambda i: set_state(NS, SVC, i % PODS, "ready", ttl_seconds=30),  # type: ignore[arg-type]
-            lambda i: t.raw_set_state(i % PODS, "ready")))
-    if hasattr(ex, "get_link_info"):
-        found.append(Case(
-            "get_link_info", "get",
-            lambda i: ex.get_link_info(NS, u(i), SVC), lambda i: t.raw_get(u(i))))
-    if hasattr(ex, "place_linked_pod"):
+    found += [
+        Case("set_service_state (ttl 30 s)", "state write",
+             lambda i: ex.set_service_state(NS, SVC, i % PODS, "ready", ttl_seconds=30),
+             lambda i: t.raw_set_state(i % PODS, "ready")),
+        Case("get_link_info", "get",
+             lambda i: ex.get_link_info(NS, u(i), SVC), lambda i: t.raw_get(u(i))),
         # The router's hot path: the user is already linked, so placement keeps it.
-        found.append(Case(
-            "place_linked_pod (linked user)", "set if absent",
-            lambda i: ex.place_linked_pod(NS, u(i), SVC, -1),
-            lambda i: t.raw_set_nx(u(i), i % PODS)))
+        Case("place_linked_pod (linked user)", "set if absent",
+             lambda i: ex.place_linked_pod(NS, u(i), SVC, -1),
+             lambda i: t.raw_set_nx(u(i), i % PODS)),
+    ]
     return {case.name: case for case in found}
 
 

@@ -566,9 +566,10 @@ class SQLiteTarget(SQLTarget):
         async with self.conn.execute(sql, args) as cursor:
             return list(await cursor.fetchall())
 
-    async def _write(self, sql: str, *args: Any) -> None:
-        await self.conn.execute(sql, args)
+    async def _write(self, sql: str, *args: Any) -> int:
+        cursor = await self.conn.execute(sql, args)
         await self.conn.commit()
+        return cursor.rowcount
 
     async def raw_get(self, uid: str) -> object:
         """One SELECT."""
