@@ -5,11 +5,17 @@ database), run again when the database reports a serialization failure, a
 deadlock or a concurrent insert of the same row, at most ``max_attempts``
 times with a short randomised pause between attempts.
 
-Time comes from the backend's clock: ``now`` is read in Python once per
-attempt and passed as a bound parameter, so every database agrees with the
-memory backend under a `ManualClock`. A link is live iff ``expires_at`` is
-NULL or greater than ``now``; rows past their time are ignored by every read
-and treated as absent by every write until `purge_expired` deletes them.
+One clock per store (SPEC "Time"): without an explicit ``clock``,
+PostgreSQL and MariaDB/MySQL statements read the database server's clock in
+SQL (`Dialect.server_now`), so application servers whose clocks disagree
+still agree on what is live; SQLite, embedded in the process, reads the
+system clock. With an explicit ``clock`` (e.g. a `ManualClock`), ``now`` is
+read in Python once per attempt and passed as a bound parameter, so every
+database agrees with the memory backend. Either way deadlines are computed
+in SQL from that one ``now`` (``now + ttl``). A link (or pod state) is live
+iff ``expires_at`` is NULL or greater than ``now``; rows past their time are
+ignored by every read and treated as absent by every write until
+`purge_expired` deletes them.
 """
 
 from __future__ import annotations
@@ -23,9 +29,10 @@ from typing import Any, TypeVar
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from stateful.backend import Backend
+from stateful.backend import Backend, Cursor
 from stateful.clock import Clock, SystemClock
 from stateful.errors import StatefulError, ValidationError
+from stateful.records import LinkInfo
 from stateful.validation import PERMANENT
 
 from . import errors, migration
@@ -80,18 +87,24 @@ class SQLBackend(Backend):
             raise ValidationError("table_prefix", str(exc)) from None
         if purge_interval is not None and not purge_interval > 0:
             raise ValidationError("purge_interval", "must be a positive number of seconds or None")
-        if isinstance(purge_batch_size, bool) or not isinstance(purge_batch_size, int) or (
-            purge_batch_size < 1
+        if (
+            isinstance(purge_batch_size, bool)
+            or not isinstance(purge_batch_size, int)
+            or (purge_batch_size < 1)
         ):
             raise ValidationError("purge_batch_size", "must be a positive int")
         if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
             raise ValidationError("max_attempts", "must be a positive int")
         self._engine = engine
-        self._clock: Clock = clock or SystemClock()
+        # No clock given: the server's (PostgreSQL, MariaDB), the system's (SQLite).
+        server_clock = clock is None and engine.dialect.name != "sqlite"
+        self._clock: Clock | None = None if server_clock else (clock or SystemClock())
         self._prefix = table_prefix
         self._tables = build_tables(table_prefix)
         try:
-            self._dialect = dialect_for(engine, self._tables, purge_batch_size=purge_batch_size)
+            self._dialect = dialect_for(
+                engine, self._tables, purge_batch_size=purge_batch_size, server_clock=server_clock
+            )
         except ValueError as exc:
             raise ValidationError("engine", str(exc)) from None
         self._purge_interval = purge_interval
@@ -105,7 +118,8 @@ class SQLBackend(Backend):
 
     def __repr__(self) -> str:
         url = self._engine.url.render_as_string(hide_password=True)
-        return f"SQLBackend({url!r}, table_prefix={self._prefix!r}, clock={self._clock!r})"
+        clock = "server" if self._clock is None else repr(self._clock)
+        return f"SQLBackend({url!r}, table_prefix={self._prefix!r}, clock={clock})"
 
     @property
     def engine(self) -> AsyncEngine:
@@ -179,10 +193,13 @@ class SQLBackend(Backend):
         if single is None:
             single = operation in self._dialect.single_statement
 
+        clock = self._clock
+
         def timed(conn: Connection) -> T:
             # Read the clock once the transaction has its connection (and, on
             # SQLite, the write lock), so time follows the order of commits.
-            return body(conn, self._clock.now_ms())
+            # On the server's clock the statements read it themselves (0 unused).
+            return body(conn, clock.now_ms() if clock is not None else 0)
 
         return await self._with_retries(
             lambda: self._dialect.run(timed, write=write, single=single)
@@ -193,42 +210,64 @@ class SQLBackend(Backend):
         return LinkId(
             link_key(namespace, uid, service_name),
             owner_key(namespace, uid),
+            service_key(namespace, service_name),
             namespace,
             uid,
             service_name,
         )
 
     @staticmethod
-    def _expiry(persist_seconds: int, now: int) -> int | None:
-        return None if persist_seconds == PERMANENT else now + persist_seconds * 1000
+    def _ttl(persist_seconds: int) -> int | None:
+        """Lifetime in ms of a link set with ``persist_seconds`` (None: permanent)."""
+        return None if persist_seconds == PERMANENT else persist_seconds * 1000
+
+    @staticmethod
+    def _keep_ttl(persist_seconds: int) -> int | None:
+        """Lifetime in ms a removal keeps the link for (None: delete it)."""
+        return persist_seconds * 1000 if persist_seconds > 0 else None
 
     # -- pod and workload states -------------------------------------------------------
 
     async def set_service_state(
-        self, namespace: str, service_name: str, pod_id: int, state: str
+        self,
+        namespace: str,
+        service_name: str,
+        pod_id: int,
+        state: str,
+        ttl_seconds: int | None = None,
     ) -> None:
-        """Overwrite the state of one pod of a service (one upsert)."""
+        """Overwrite the state of one pod of a service, with a TTL or not (one upsert)."""
         row = {
             "b_service_key": service_key(namespace, service_name),
             "b_pod": pod_id,
             "b_namespace": namespace,
             "b_service": service_name,
             "b_state": state,
+            "b_ttl": None if ttl_seconds is None else ttl_seconds * 1000,
         }
 
         def body(conn: Connection, now: int) -> None:
-            self._dialect.set_service_state(conn, row)
+            self._dialect.set_service_state(conn, {**row, "now": now})
 
         await self._run("set_service_state", body, write=True)
 
     async def get_service_state(self, namespace: str, service_name: str) -> dict[int, str]:
-        """Return every pod state of a service (one SELECT)."""
+        """Return every live pod state of a service (one SELECT)."""
         key = service_key(namespace, service_name)
 
         def body(conn: Connection, now: int) -> dict[int, str]:
-            return self._dialect.get_service_state(conn, key)
+            return self._dialect.get_service_state(conn, key, now)
 
         return await self._run("get_service_state", body, write=False)
+
+    async def remove_service_state(self, namespace: str, service_name: str, pod_id: int) -> bool:
+        """Delete one pod's state; True if it was live (one DELETE)."""
+        key = service_key(namespace, service_name)
+
+        def body(conn: Connection, now: int) -> bool:
+            return self._dialect.remove_service_state(conn, key, pod_id, now)
+
+        return await self._run("remove_service_state", body, write=True)
 
     async def set_workload_state(self, namespace: str, service_name: str, state: str) -> None:
         """Overwrite the workload state of a service (one upsert)."""
@@ -244,9 +283,7 @@ class SQLBackend(Backend):
 
         await self._run("set_workload_state", body, write=True)
 
-    async def get_workload_state(
-        self, namespace: str, service_names: list[str]
-    ) -> dict[str, str]:
+    async def get_workload_state(self, namespace: str, service_names: list[str]) -> dict[str, str]:
         """Return the workload state of each listed service that has one."""
         names = {service_key(namespace, name): name for name in service_names}
         keys = list(names)
@@ -269,10 +306,10 @@ class SQLBackend(Backend):
     ) -> int | None:
         """Link the uid to ``pod_id``; return the previous live pod."""
         link = self._link(namespace, uid, service_name)
+        ttl = self._ttl(persist_seconds)
 
         def body(conn: Connection, now: int) -> int | None:
-            expires_at = self._expiry(persist_seconds, now)
-            return self._dialect.set_linked_pod(conn, link, pod_id, expires_at, now)
+            return self._dialect.set_linked_pod(conn, link, pod_id, ttl, now)
 
         return await self._run("set_linked_pod", body, write=True)
 
@@ -281,10 +318,10 @@ class SQLBackend(Backend):
     ) -> tuple[bool, int]:
         """Link unless a live permanent link to another pod exists."""
         link = self._link(namespace, uid, service_name)
+        ttl = self._ttl(persist_seconds)
 
         def body(conn: Connection, now: int) -> tuple[bool, int]:
-            expires_at = self._expiry(persist_seconds, now)
-            return self._dialect.try_set_linked_pod(conn, link, pod_id, expires_at, now)
+            return self._dialect.try_set_linked_pod(conn, link, pod_id, ttl, now)
 
         return await self._run("try_set_linked_pod", body, write=True)
 
@@ -293,12 +330,10 @@ class SQLBackend(Backend):
     ) -> int:
         """Keep (refreshing a temporary link) or create the link; return its pod."""
         link = self._link(namespace, uid, service_name)
+        ttl = self._ttl(persist_seconds)
 
         def body(conn: Connection, now: int) -> int:
-            expires_at = self._expiry(persist_seconds, now)
-            return self._dialect.set_linked_pod_if_absent(
-                conn, link, pod_id, expires_at, now
-            )
+            return self._dialect.set_linked_pod_if_absent(conn, link, pod_id, ttl, now)
 
         return await self._run("set_linked_pod_if_absent", body, write=True)
 
@@ -360,10 +395,10 @@ class SQLBackend(Backend):
         self, namespace: str, uid: str, service_name: str, persist_seconds: int, pod: int | None
     ) -> bool:
         key = link_key(namespace, uid, service_name)
+        keep_ttl = self._keep_ttl(persist_seconds)
 
         def body(conn: Connection, now: int) -> bool:
-            keep_until = now + persist_seconds * 1000 if persist_seconds > 0 else None
-            return self._dialect.remove_linked_pod(conn, key, keep_until, pod, now)
+            return self._dialect.remove_linked_pod(conn, key, keep_ttl, pod, now)
 
         return await self._run("remove_linked_pod", body, write=True)
 
@@ -375,6 +410,109 @@ class SQLBackend(Backend):
             return self._dialect.get_link_service(conn, owner)
 
         return await self._run("get_link_service", body, write=False)
+
+    async def get_link_info(self, namespace: str, uid: str, service_name: str) -> LinkInfo | None:
+        """Return the live link with its expiry and last update (one SELECT)."""
+        key = link_key(namespace, uid, service_name)
+
+        def body(conn: Connection, now: int) -> Any:
+            return self._dialect.get_link_info(conn, key, now)
+
+        row = await self._run("get_link_info", body, write=False)
+        if row is None:
+            return None
+        return LinkInfo(namespace, uid, service_name, row.pod, row.expires_at, row.updated_at)
+
+    async def place_linked_pod(
+        self,
+        namespace: str,
+        uid: str,
+        service_name: str,
+        persist_seconds: int,
+        pod_id: int | None,
+    ) -> int | None:
+        """Keep (refreshing) the live link, else link to ``pod_id``; one atomic statement.
+
+        With a pod it is the upsert of `set_linked_pod_if_absent`; without
+        one, an ``UPDATE`` of a live link (PostgreSQL, SQLite: with
+        ``RETURNING``; MariaDB: after a locking read).
+        """
+        link = self._link(namespace, uid, service_name)
+        ttl = self._ttl(persist_seconds)
+
+        def body(conn: Connection, now: int) -> int | None:
+            return self._dialect.place_linked_pod(conn, link, pod_id, ttl, now)
+
+        return await self._run("place_linked_pod", body, write=True)
+
+    # -- pods ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _after(cursor: Cursor) -> bytes:
+        # A cursor is the hex of the last link key returned: keys are walked in
+        # byte order, and b"" sorts before every key.
+        if cursor is None:
+            return b""
+        try:
+            after = bytes.fromhex(cursor)
+        except (TypeError, ValueError):
+            raise ValidationError(
+                "cursor", f"not a cursor of the SQL backend: {cursor!r}"
+            ) from None
+        return after
+
+    async def pod_links_page(
+        self, namespace: str, service_name: str, pod_id: int, after: Cursor, limit: int
+    ) -> tuple[list[str], Cursor]:
+        """Return up to ``limit`` uids of the pod's live links after ``after`` (one SELECT).
+
+        Walks the index ``(service_key, pod, link_key)`` in key order; each
+        page is one statement, hence one snapshot.
+        """
+        key = service_key(namespace, service_name)
+        start = self._after(after)
+
+        def body(conn: Connection, now: int) -> list[tuple[bytes, str]]:
+            return self._dialect.pod_links_page(conn, key, pod_id, start, limit, now)
+
+        rows = await self._run("pod_links_page", body, write=False)
+        cursor = rows[-1][0].hex() if len(rows) == limit else None
+        return [uid for _, uid in rows], cursor
+
+    async def count_pod_links(self, namespace: str, service_name: str) -> dict[int, int]:
+        """Return live links per pod of the service (one ``GROUP BY`` over the pod index)."""
+        key = service_key(namespace, service_name)
+
+        def body(conn: Connection, now: int) -> dict[int, int]:
+            return self._dialect.count_pod_links(conn, key, now)
+
+        return await self._run("count_pod_links", body, write=False)
+
+    async def remove_pod_links_page(
+        self,
+        namespace: str,
+        service_name: str,
+        pod_id: int,
+        persist_seconds: int,
+        after: Cursor,
+        limit: int,
+    ) -> tuple[int, Cursor]:
+        """Remove a page of the pod's links in one transaction of two statements.
+
+        Each link is removed as `remove_linked_pod_with_id` would: the write
+        re-checks that it is live and still on ``pod_id``.
+        """
+        key = service_key(namespace, service_name)
+        start = self._after(after)
+        keep_ttl = self._keep_ttl(persist_seconds)
+
+        def body(conn: Connection, now: int) -> tuple[int, bytes | None]:
+            return self._dialect.remove_pod_links_page(
+                conn, key, pod_id, keep_ttl, start, limit, now
+            )
+
+        removed, last = await self._run("remove_pod_links_page", body, write=True)
+        return removed, None if last is None else last.hex()
 
     # -- purging and lifecycle ------------------------------------------------------------
 
@@ -390,11 +528,17 @@ class SQLBackend(Backend):
         def body(conn: Connection, now: int) -> int:
             return self._dialect.purge_batch(conn, now)
 
+        def states(conn: Connection, now: int) -> int:
+            return int(conn.execute(self._dialect.purge_states, {"now": now}).rowcount)
+
         while True:
             deleted = await self._run("purge", body, write=True)
             total += deleted
             if deleted < batch:
-                return total
+                break
+        # Expired pod states: one per pod at most, so one statement.
+        await self._run("purge", states, write=True)
+        return total
 
     async def _purge_periodically(self, interval: float) -> None:
         while True:

@@ -117,7 +117,12 @@ def create_engine(url: str | URL, **engine_options: Any) -> AsyncEngine:
     if backend == "sqlite":
         _on_connect(engine, "PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL")
     elif backend in ("mysql", "mariadb"):
-        _on_connect(engine, "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        _on_connect(
+            engine,
+            "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+            # UTC: UNIX_TIMESTAMP(NOW(3)) (the server clock) is then never ambiguous.
+            "SET time_zone = '+00:00'",
+        )
     return engine
 
 

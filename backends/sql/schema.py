@@ -14,6 +14,18 @@ exactly these; a test compares the two.
   a permanent link; it is indexed so that purging finds expired rows fast.
 * ``links.owner_key`` (digest of namespace and uid) is indexed so that
   `get_link_service` reads a uid's links without a second table.
+* ``links.service_key`` (digest of namespace and service, as in the state
+  tables) leads the index ``(service_key, pod, link_key, expires_at)``: one
+  pod's links in ``link_key`` order (`pod_links_page` walks it after a
+  cursor) and the live links per pod of one service (`count_pod_links`
+  counts them from the index alone), never touching other services' rows.
+* ``links.updated_at`` is when a call last set, refreshed or turned the link
+  temporary (milliseconds, store clock; `get_link_info`).
+* ``pod_states.expires_at`` is the heartbeat deadline of a state set with a
+  TTL (NULL: permanent), indexed for purging like the links'.
+
+Revision 0001 created the first three tables; 0002 added ``service_key``,
+``updated_at``, the pod index and the states' ``expires_at``.
 """
 
 from __future__ import annotations
@@ -43,7 +55,7 @@ from .keys import DIGEST_SIZE
 DEFAULT_TABLE_PREFIX = "stateful_"
 
 # Letters, digits and underscores: safe unquoted in every dialect. The longest
-# derived name ("ix_<prefix>links_expires_at") must stay within MySQL's
+# derived name ("ix_<prefix>pod_states_expires_at") must stay within MySQL's
 # 64-character identifier limit.
 # Never empty: the version table would then be the application's own
 # "alembic_version".
@@ -102,9 +114,12 @@ def build_tables(prefix: str = DEFAULT_TABLE_PREFIX) -> Tables:
         Column("service", String(MAX_SERVICE_NAME), nullable=False),
         Column("pod", Integer, nullable=False),
         Column("expires_at", BigInteger, nullable=True),
+        Column("service_key", digest_type(), nullable=False),
+        Column("updated_at", BigInteger, nullable=False),
         PrimaryKeyConstraint("link_key"),
         Index(f"ix_{prefix}links_owner_key", "owner_key"),
         Index(f"ix_{prefix}links_expires_at", "expires_at"),
+        Index(f"ix_{prefix}links_pod", "service_key", "pod", "link_key", "expires_at"),
         **MYSQL_TABLE_OPTIONS,
     )
     pod_states = Table(
@@ -115,7 +130,9 @@ def build_tables(prefix: str = DEFAULT_TABLE_PREFIX) -> Tables:
         Column("namespace", String(MAX_NAMESPACE), nullable=False),
         Column("service", String(MAX_SERVICE_NAME), nullable=False),
         Column("state", String(MAX_STATE), nullable=False),
+        Column("expires_at", BigInteger, nullable=True),
         PrimaryKeyConstraint("service_key", "pod"),
+        Index(f"ix_{prefix}pod_states_expires_at", "expires_at"),
         **MYSQL_TABLE_OPTIONS,
     )
     workload_states = Table(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -26,9 +27,9 @@ TABLES = ("links", "pod_states", "workload_states", "alembic_version")
 @pytest.fixture(params=["postgresql", "mariadb"])
 def server_url(request: pytest.FixtureRequest) -> str:
     """PostgreSQL, then MariaDB: the databases that do not migrate themselves."""
-    url: str = request.getfixturevalue({"postgresql": "postgres_url", "mariadb": "mysql_url"}[
-        request.param
-    ])
+    url: str = request.getfixturevalue(
+        {"postgresql": "postgres_url", "mariadb": "mysql_url"}[request.param]
+    )
     return url
 
 
@@ -173,3 +174,107 @@ def test_cli_migrates_and_purges(
     assert f"schema revision {head_revision()}" in capsys.readouterr().out
     assert cli.main(["purge", "--table-prefix", "cli_", url]) == 0
     assert "purged 0 expired links" in capsys.readouterr().out
+
+
+def _upgrade_to(connection: Connection, prefix: str, revision: str) -> None:
+    from alembic import command
+
+    from stateful.backends.sql.migration import alembic_config
+
+    command.upgrade(alembic_config(prefix, connection), revision)
+
+
+async def _database_at_0001_with_data(url: str, prefix: str, now_ms: int) -> None:
+    """Migrate to 0001 only and write rows as stateful 0001 wrote them."""
+    from stateful.backends.sql.keys import link_key, owner_key, service_key
+
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(_upgrade_to, prefix, "0001")
+        async with engine.begin() as conn:
+            rows = [
+                {
+                    "k": link_key(ns, uid, svc),
+                    "o": owner_key(ns, uid),
+                    "ns": ns,
+                    "uid": uid,
+                    "svc": svc,
+                    "pod": pod,
+                    "exp": exp,
+                }
+                for ns, uid, svc, pod, exp in [
+                    ("ns", "alice", "game", 1, None),
+                    ("ns", "bob", "game", 1, now_ms + 3_600_000),
+                    ("ns", "carol", "game", 2, None),
+                    ("ns", "alice", "chat", 1, None),
+                    ("other ns", "alice", "game", 5, None),
+                    ("ns", "gone", "game", 1, now_ms - 1),
+                ]
+            ]
+            await conn.execute(
+                text(
+                    f"INSERT INTO {prefix}links (link_key, owner_key, namespace, uid, service, "
+                    "pod, expires_at) VALUES (:k, :o, :ns, :uid, :svc, :pod, :exp)"
+                ),
+                rows,
+            )
+            await conn.execute(
+                text(
+                    f"INSERT INTO {prefix}pod_states (service_key, pod, namespace, service, "
+                    "state) VALUES (:k, 1, 'ns', 'game', 'ready')"
+                ),
+                {"k": service_key("ns", "game")},
+            )
+    finally:
+        await engine.dispose()
+
+
+async def test_upgrading_0001_data_to_head_keeps_every_link(sql_url: str, prefix: str) -> None:
+    clock = stateful.ManualClock()
+    await _database_at_0001_with_data(sql_url, prefix, clock.now_ms())
+    assert await _version(sql_url, prefix) == "0001"
+    before_ms = int(time.time() * 1000)
+    assert await migrate_url(sql_url, table_prefix=prefix) == head_revision() == "0002"
+    backend = from_url(sql_url, table_prefix=prefix, clock=clock)
+    try:
+        assert await backend.get_linked_pod("ns", "alice", "game") == 1
+        assert await backend.get_linked_pod("ns", "bob", "game") == 1
+        assert await backend.get_link_service("ns", "alice") == {"game": 1, "chat": 1}
+        assert await backend.get_linked_pod("other ns", "alice", "game") == 5
+        assert await backend.get_service_state("ns", "game") == {1: "ready"}
+        # The backfilled service_key serves the pod queries.
+        assert await backend.count_pod_links("ns", "game") == {1: 2, 2: 1}
+        uids, cursor = await backend.pod_links_page("ns", "game", 1, None, 10)
+        assert sorted(uids) == ["alice", "bob"] and cursor is None
+        info = await backend.get_link_info("ns", "bob", "game")
+        assert info is not None
+        assert info.expires_at_ms == clock.now_ms() + 3_600_000
+        assert before_ms <= info.updated_at_ms <= int(time.time() * 1000)
+        # Old rows take part in new writes as before.
+        assert await backend.set_linked_pod("ns", "carol", "game", 4, -1) == 2
+        assert await backend.count_pod_links("ns", "game") == {1: 2, 4: 1}
+    finally:
+        await backend.aclose()
+    engine = create_async_engine(sql_url)
+    try:
+        async with engine.connect() as conn:
+            assert await conn.run_sync(_schema_differences, prefix) == []
+    finally:
+        await engine.dispose()
+
+
+async def test_server_database_at_0001_raises_schema_error(
+    server_url: str, server_prefix: str
+) -> None:
+    await _database_at_0001_with_data(server_url, server_prefix, 0)
+    executor = stateful.StatefulExecutor(from_url(server_url, table_prefix=server_prefix))
+    try:
+        with pytest.raises(stateful.SchemaError) as caught:
+            await executor.get_linked_pod("ns", "alice", "game")
+        assert "is outdated (revision '0001'" in str(caught.value)
+        assert "stateful migrate" in str(caught.value)
+        await migrate_url(server_url, table_prefix=server_prefix)
+        assert await executor.get_linked_pod("ns", "alice", "game") == 1
+    finally:
+        await executor.aclose()

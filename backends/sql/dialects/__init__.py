@@ -13,8 +13,14 @@ from .sqlite import SQLiteDialect
 __all__ = ["Dialect", "LinkId", "dialect_for", "is_live"]
 
 
-def dialect_for(engine: AsyncEngine, tables: Tables, *, purge_batch_size: int) -> Dialect:
-    """Return the `Dialect` for ``engine``'s database; ValueError if unsupported."""
+def dialect_for(
+    engine: AsyncEngine, tables: Tables, *, purge_batch_size: int, server_clock: bool = False
+) -> Dialect:
+    """Return the `Dialect` for ``engine``'s database; ValueError if unsupported.
+
+    ``server_clock``: the statements read the database server's clock
+    (PostgreSQL, MariaDB/MySQL only).
+    """
     name = engine.dialect.name
     kinds: dict[str, type[Dialect]] = {
         "sqlite": SQLiteDialect,
@@ -24,4 +30,4 @@ def dialect_for(engine: AsyncEngine, tables: Tables, *, purge_batch_size: int) -
     }
     if name not in kinds:
         raise ValueError(f"stateful's SQL backend does not support the {name!r} dialect")
-    return kinds[name](engine, tables, purge_batch_size=purge_batch_size)
+    return kinds[name](engine, tables, purge_batch_size=purge_batch_size, server_clock=server_clock)

@@ -42,6 +42,7 @@ from sqlalchemy import (
     bindparam,
     case,
     delete,
+    func,
     insert,
     or_,
     select,
@@ -67,6 +68,7 @@ class LinkId(NamedTuple):
 
     key: bytes
     owner: bytes
+    service_key: bytes
     namespace: str
     uid: str
     service: str
@@ -96,6 +98,10 @@ class Dialect:
             "get_linked_pod_if_persist",
             "remove_linked_pod",
             "get_link_service",
+            "get_link_info",
+            "pod_links_page",
+            "count_pod_links",
+            "remove_service_state",
             "purge",
         }
     )
@@ -108,9 +114,22 @@ class Dialect:
     upsert_pod_state: Insert
     upsert_workload_state: Insert
 
-    def __init__(self, engine: AsyncEngine, tables: Tables, *, purge_batch_size: int) -> None:
-        """Build the statements for ``tables``; ``engine`` is used for transactions."""
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        tables: Tables,
+        *,
+        purge_batch_size: int,
+        server_clock: bool = False,
+    ) -> None:
+        """Build the statements for ``tables``; ``engine`` is used for transactions.
+
+        ``server_clock``: statements read the time from the database server
+        (`server_now`) instead of a ``now`` bind parameter the backend fills
+        from its `Clock`.
+        """
         self.engine = engine
+        self.server_clock = server_clock
         #: The engine's synchronous face, which `run` uses inside its greenlet.
         self.sync_engine: Engine = engine.sync_engine
         self.tables = tables
@@ -119,14 +138,24 @@ class Dialect:
         self.purge_batch_size = purge_batch_size
         links = tables.links
         c = links.c
-        self.now = bindparam("now", type_=BigInteger)
+        #: The current time in milliseconds, as the statements see it.
+        self.now: ColumnElement[int] = (
+            self.server_now() if server_clock else bindparam("now", type_=BigInteger)
+        )
         self.pod = bindparam("b_pod", type_=Integer)
-        self.expires_at = bindparam("b_expires_at", type_=BigInteger)
+        # Lifetimes travel as milliseconds (NULL: permanent) and deadlines are
+        # computed in SQL, so one clock (the server's, or the bound ``now``)
+        # decides both the deadline and every liveness check.
+        self.ttl = bindparam("b_ttl", type_=BigInteger)
+        self.expires_at: ColumnElement[int] = self.now + self.ttl  # NULL + n is NULL
         self.live: ColumnElement[bool] = or_(c.expires_at.is_(None), c.expires_at > self.now)
         key = c.link_key == bindparam("b_link_key", type_=LargeBinary)
 
         self.select_link_locked: Select[Any] = (
-            select(c.pod, c.expires_at).where(key).with_for_update()
+            select(c.pod, self.live.label("live"), c.expires_at).where(key).with_for_update()
+        )
+        self.select_link_info: Select[Any] = select(c.pod, c.expires_at, c.updated_at).where(
+            key, self.live
         )
         self.select_live_pod: Select[Any] = select(c.pod).where(key, self.live)
         self.select_permanent_pod: Select[Any] = select(c.pod).where(key, c.expires_at.is_(None))
@@ -142,21 +171,62 @@ class Dialect:
             "service": bindparam("b_service"),
             "pod": self.pod,
             "expires_at": self.expires_at,
+            "service_key": bindparam("b_service_key"),
+            "updated_at": self.now,
         }
         self.insert_link: Insert = insert(links).values(**self.link_values)
-        self.update_link: Update = update(links).where(key).values(
-            pod=self.pod, expires_at=self.expires_at
+        self.update_link: Update = (
+            update(links)
+            .where(key)
+            .values(pod=self.pod, expires_at=self.expires_at, updated_at=self.now)
         )
         # Removal: one statement each, the live check in the WHERE clause, so the
         # database re-checks it on the row version it locks.
         with_pod = c.pod == self.pod
         self.delete_live: Delete = delete(links).where(key, self.live)
         self.delete_live_with_pod: Delete = delete(links).where(key, self.live, with_pod)
-        self.keep_live: Update = update(links).where(key, self.live).values(
-            expires_at=self.expires_at
+        self.keep_live: Update = (
+            update(links)
+            .where(key, self.live)
+            .values(expires_at=self.expires_at, updated_at=self.now)
         )
         self.keep_live_with_pod: Update = (
-            update(links).where(key, self.live, with_pod).values(expires_at=self.expires_at)
+            update(links)
+            .where(key, self.live, with_pod)
+            .values(expires_at=self.expires_at, updated_at=self.now)
+        )
+        # place_linked_pod without a pod: refresh a live link as if_absent would.
+        self.refresh_live: Update = (
+            update(links)
+            .where(key, self.live)
+            .ordered_values(
+                *[(name, value) for name, value in self.if_absent_assignments() if name != "pod"]
+            )
+        )
+
+        # A pod's links: the index (service_key, pod, link_key, expires_at).
+        in_service = c.service_key == bindparam("b_service_key", type_=LargeBinary)
+        after = c.link_key > bindparam("b_after", type_=LargeBinary)
+        self.select_pod_page: Select[Any] = (
+            select(c.link_key, c.uid)
+            .where(in_service, c.pod == self.pod, after, self.live)
+            .order_by(c.link_key)
+            .limit(bindparam("b_limit", type_=Integer))
+        )
+        self.select_pod_page_keys: Select[Any] = (
+            select(c.link_key)
+            .where(in_service, c.pod == self.pod, after, self.live)
+            .order_by(c.link_key)
+            .limit(bindparam("b_limit", type_=Integer))
+        )
+        self.count_links: Select[Any] = (
+            select(c.pod, func.count()).where(in_service, self.live).group_by(c.pod)
+        )
+        page_keys: BindParameter[Any] = bindparam("page", expanding=True)
+        in_page = and_(c.link_key.in_(page_keys), self.live, with_pod)
+        self.delete_page: Delete = delete(links).where(in_page)
+        self.keep_page: Update = (
+            update(links).where(in_page).values(expires_at=self.expires_at, updated_at=self.now)
         )
 
         # Batch reads: one prebuilt statement whose IN list SQLAlchemy expands
@@ -171,18 +241,36 @@ class Dialect:
         )
 
         pods = tables.pod_states
-        self.select_pod_states: Select[Any] = select(pods.c.pod, pods.c.state).where(
-            pods.c.service_key == bindparam("b_service_key", type_=LargeBinary)
+        pod_key = pods.c.service_key == bindparam("b_service_key", type_=LargeBinary)
+        self.state_live: ColumnElement[bool] = or_(
+            pods.c.expires_at.is_(None), pods.c.expires_at > self.now
         )
+        self.select_pod_states: Select[Any] = select(pods.c.pod, pods.c.state).where(
+            pod_key, self.state_live
+        )
+        self.delete_pod_state: Delete = delete(pods).where(
+            pod_key, pods.c.pod == self.pod, self.state_live
+        )
+        self.purge_states: Delete = delete(pods).where(pods.c.expires_at <= self.now)
         self.state_row: dict[str, BindParameter[Any]] = {
             "service_key": bindparam("b_service_key"),
             "namespace": bindparam("b_namespace"),
             "service": bindparam("b_service"),
             "state": bindparam("b_state"),
         }
+        #: VALUES of a pod state row (the upserts add ``state``'s conflict rule).
+        self.pod_state_values: dict[str, Any] = {
+            **self.state_row,
+            "pod": bindparam("b_pod"),
+            "expires_at": self.expires_at,
+        }
         # The two conditional link writes: one upsert each, deciding in SET.
         self.try_set_statement = self.link_upsert(self.try_set_assignments())
         self.if_absent_statement = self.link_upsert(self.if_absent_assignments())
+
+    def server_now(self) -> ColumnElement[int]:
+        """Return the database server's current time in milliseconds, as SQL (per dialect)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot read the server's clock")
 
     # -- the SET clauses that make an upsert the whole operation -----------------------
 
@@ -196,6 +284,7 @@ class Dialect:
         c = self.tables.links.c
         blocked = and_(c.expires_at.is_(None), c.pod != self.pod)
         return [
+            ("updated_at", case((blocked, c.updated_at), else_=self.now)),
             ("pod", case((blocked, c.pod), else_=self.pod)),
             ("expires_at", case((blocked, c.expires_at), else_=self.expires_at)),
         ]
@@ -203,12 +292,14 @@ class Dialect:
     def if_absent_assignments(self) -> list[tuple[str, ColumnElement[Any]]]:
         """SET clause of `set_linked_pod_if_absent`: keep a live pod, refresh a temporary link.
 
-        A permanent link is always live and stays permanent; an expired one is
-        replaced. The ``expires_at`` expression does not read ``pod``, so the
-        order of evaluation does not matter.
+        A permanent link is always live and stays permanent (its ``updated_at``
+        too); an expired one is replaced. ``updated_at`` comes first, since it
+        reads ``expires_at`` and MariaDB applies assignments left to right;
+        the ``expires_at`` expression does not read ``pod``.
         """
         c = self.tables.links.c
         return [
+            ("updated_at", case((c.expires_at.is_(None), c.updated_at), else_=self.now)),
             ("pod", case((self.live, c.pod), else_=self.pod)),
             ("expires_at", case((c.expires_at.is_(None), c.expires_at), else_=self.expires_at)),
         ]
@@ -292,13 +383,10 @@ class Dialect:
 
     # -- pod and workload states -------------------------------------------------------------
 
-    def set_service_state(self, conn: Connection, row: dict[str, Any]) -> None:
-        """Upsert one pod state; ``row`` has service_key, pod, namespace, service, state."""
-        raise NotImplementedError
-
-    def get_service_state(self, conn: Connection, service_key: bytes) -> dict[int, str]:
-        """Return pod → state of a service."""
-        result = conn.execute(self.select_pod_states, {"b_service_key": service_key})
+    def get_service_state(self, conn: Connection, service_key: bytes, now: int) -> dict[int, str]:
+        """Return pod → live state of a service."""
+        params = {"b_service_key": service_key, "now": now}
+        result = conn.execute(self.select_pod_states, params)
         return {pod: state for pod, state in result}
 
     def set_workload_state(self, conn: Connection, row: dict[str, Any]) -> None:
@@ -329,30 +417,32 @@ class Dialect:
 
     # -- links ---------------------------------------------------------------------------------
 
-    def link_params(self, link: LinkId, pod: int, expires_at: int | None) -> dict[str, Any]:
-        """Bind parameters naming ``link`` and its new pod and expiry."""
+    def link_params(self, link: LinkId, pod: int, ttl: int | None, now: int) -> dict[str, Any]:
+        """Bind parameters naming ``link``, its new pod and lifetime (ms, None: permanent)."""
         return {
             "b_link_key": link.key,
             "b_owner_key": link.owner,
+            "b_service_key": link.service_key,
             "b_namespace": link.namespace,
             "b_uid": link.uid,
             "b_service": link.service,
             "b_pod": pod,
-            "b_expires_at": expires_at,
+            "b_ttl": ttl,
+            "now": now,
         }
 
     def set_linked_pod(
-        self, conn: Connection, link: LinkId, pod: int, expires_at: int | None, now: int
+        self, conn: Connection, link: LinkId, pod: int, ttl: int | None, now: int
     ) -> int | None:
         """Lock the row, remember its live pod, overwrite it (or insert it)."""
-        row = conn.execute(self.select_link_locked, {"b_link_key": link.key}).first()
-        params = self.link_params(link, pod, expires_at)
+        row = conn.execute(self.select_link_locked, {"b_link_key": link.key, "now": now}).first()
+        params = self.link_params(link, pod, ttl, now)
         if row is None:
             self.insert_absent(conn, params)
             return None
         conn.execute(self.update_link, params)
         previous: int = row.pod
-        return previous if is_live(row.expires_at, now) else None
+        return previous if row.live else None
 
     def insert_absent(self, conn: Connection, params: dict[str, Any]) -> None:
         """Insert a row the transaction found absent.
@@ -363,17 +453,39 @@ class Dialect:
         conn.execute(self.insert_link, params)
 
     def try_set_linked_pod(
-        self, conn: Connection, link: LinkId, pod: int, expires_at: int | None, now: int
+        self, conn: Connection, link: LinkId, pod: int, ttl: int | None, now: int
     ) -> tuple[bool, int]:
         """One upsert deciding in SQL; the resulting pod tells whether it linked."""
-        linked = self.upsert_link(conn, self.try_set_statement, link, pod, expires_at, now)
+        linked = self.upsert_link(conn, self.try_set_statement, link, pod, ttl, now)
         return linked == pod, linked
 
     def set_linked_pod_if_absent(
-        self, conn: Connection, link: LinkId, pod: int, expires_at: int | None, now: int
+        self, conn: Connection, link: LinkId, pod: int, ttl: int | None, now: int
     ) -> int:
         """One upsert deciding in SQL; return the pod now linked."""
-        return self.upsert_link(conn, self.if_absent_statement, link, pod, expires_at, now)
+        return self.upsert_link(conn, self.if_absent_statement, link, pod, ttl, now)
+
+    def place_linked_pod(
+        self, conn: Connection, link: LinkId, pod: int | None, ttl: int | None, now: int
+    ) -> int | None:
+        """Keep (refreshing) a live link, else link to ``pod``; None: refresh only.
+
+        With a pod this is exactly `set_linked_pod_if_absent`. Without one,
+        lock the row, and refresh it if it is a live temporary link.
+        """
+        if pod is not None:
+            return self.set_linked_pod_if_absent(conn, link, pod, ttl, now)
+        return self.refresh_link(conn, link, ttl, now)
+
+    def refresh_link(self, conn: Connection, link: LinkId, ttl: int | None, now: int) -> int | None:
+        """Refresh a live link as `set_linked_pod_if_absent` would; return its pod or None."""
+        row = conn.execute(self.select_link_locked, {"b_link_key": link.key, "now": now}).first()
+        if row is None or not row.live:
+            return None
+        if row.expires_at is not None:
+            conn.execute(self.refresh_live, self.link_params(link, row.pod, ttl, now))
+        pod: int = row.pod
+        return pod
 
     def link_upsert(self, assignments: list[tuple[str, Any]]) -> Insert:
         """Return this database's upsert of a link row with ``assignments`` on conflict."""
@@ -385,12 +497,11 @@ class Dialect:
         statement: Insert,
         link: LinkId,
         pod: int,
-        expires_at: int | None,
+        ttl: int | None,
         now: int,
     ) -> int:
         """Run an upsert of the link and return the pod stored afterwards."""
-        params = self.link_params(link, pod, expires_at)
-        params["now"] = now
+        params = self.link_params(link, pod, ttl, now)
         stored = conn.execute(statement, params).scalar_one_or_none()
         if stored is None:  # pragma: no cover - an upsert always leaves the row
             raise RetryTransaction("the upsert left no row")
@@ -401,6 +512,10 @@ class Dialect:
         params = {"b_link_key": key, "now": now}
         pod: int | None = conn.execute(self.select_live_pod, params).scalar_one_or_none()
         return pod
+
+    def get_link_info(self, conn: Connection, key: bytes, now: int) -> Any:
+        """Return the live link's ``(pod, expires_at, updated_at)`` row, or None."""
+        return conn.execute(self.select_link_info, {"b_link_key": key, "now": now}).first()
 
     def get_linked_pod_if_persist(self, conn: Connection, key: bytes) -> int | None:
         """Return the pod of a permanent link (always live)."""
@@ -421,21 +536,21 @@ class Dialect:
         self,
         conn: Connection,
         key: bytes,
-        keep_until: int | None,
+        keep_ttl: int | None,
         pod: int | None,
         now: int,
     ) -> bool:
-        """Delete the live link, or keep it until ``keep_until``; only if its pod is ``pod``.
+        """Delete the live link, or keep it ``keep_ttl`` ms more; only if its pod is ``pod``.
 
         Returns whether a live (matching) link was there.
         """
         params: dict[str, Any] = {"b_link_key": key, "now": now}
         if pod is not None:
             params["b_pod"] = pod
-        if keep_until is None:
+        if keep_ttl is None:
             stmt: Delete | Update = self.delete_live if pod is None else self.delete_live_with_pod
         else:
-            params["b_expires_at"] = keep_until
+            params["b_ttl"] = keep_ttl
             stmt = self.keep_live if pod is None else self.keep_live_with_pod
         result = conn.execute(stmt, params)
         return bool(result.rowcount)
@@ -444,6 +559,72 @@ class Dialect:
         """Return service → pod of a uid's permanent links."""
         result = conn.execute(self.select_permanent_links, {"b_owner_key": owner})
         return {service: pod for service, pod in result}
+
+    # -- pods --------------------------------------------------------------------------------------
+
+    def set_service_state(self, conn: Connection, row: dict[str, Any]) -> None:
+        """Upsert one pod state; ``row`` has the keys of `pod_state_values`' parameters."""
+        conn.execute(self.upsert_pod_state, row)
+
+    def remove_service_state(
+        self, conn: Connection, service_key: bytes, pod: int, now: int
+    ) -> bool:
+        """Delete a pod's state; True if it was live (an expired one is purged later)."""
+        params = {"b_service_key": service_key, "b_pod": pod, "now": now}
+        return bool(conn.execute(self.delete_pod_state, params).rowcount)
+
+    def pod_links_page(
+        self, conn: Connection, service_key: bytes, pod: int, after: bytes, limit: int, now: int
+    ) -> list[tuple[bytes, str]]:
+        """Return up to ``limit`` ``(link_key, uid)`` of the pod's live links after ``after``."""
+        params = {
+            "b_service_key": service_key,
+            "b_pod": pod,
+            "b_after": after,
+            "b_limit": limit,
+            "now": now,
+        }
+        return [(key, uid) for key, uid in conn.execute(self.select_pod_page, params)]
+
+    def count_pod_links(self, conn: Connection, service_key: bytes, now: int) -> dict[int, int]:
+        """Return live links per pod of the service (``GROUP BY pod`` over the pod index)."""
+        result = conn.execute(self.count_links, {"b_service_key": service_key, "now": now})
+        return {pod: count for pod, count in result}
+
+    def remove_pod_links_page(
+        self,
+        conn: Connection,
+        service_key: bytes,
+        pod: int,
+        keep_ttl: int | None,
+        after: bytes,
+        limit: int,
+        now: int,
+    ) -> tuple[int, bytes | None]:
+        """Remove (or keep ``keep_ttl`` ms) the page of the pod's links after ``after``.
+
+        Reads the page's keys, then deletes or updates those still live on
+        ``pod`` in one statement that re-checks both on each row: every link
+        is removed exactly as `remove_linked_pod_with_id` would. Returns how
+        many were removed and the last key of the page (None: no page).
+        """
+        params: dict[str, Any] = {
+            "b_service_key": service_key,
+            "b_pod": pod,
+            "b_after": after,
+            "b_limit": limit,
+            "now": now,
+        }
+        keys = list(conn.execute(self.select_pod_page_keys, params).scalars())
+        if not keys:
+            return 0, None
+        params["page"] = keys
+        if keep_ttl is None:
+            removed = conn.execute(self.delete_page, params).rowcount
+        else:
+            params["b_ttl"] = keep_ttl
+            removed = conn.execute(self.keep_page, params).rowcount
+        return int(removed), keys[-1] if len(keys) == limit else None
 
     # -- purging -----------------------------------------------------------------------------------
 

@@ -22,7 +22,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BindParameter, Insert, bindparam, delete
+from sqlalchemy import (
+    BigInteger,
+    BindParameter,
+    ColumnElement,
+    Insert,
+    bindparam,
+    delete,
+    literal_column,
+)
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -36,16 +44,24 @@ _SNAPSHOT = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"
 class MySQLDialect(Dialect):
     """MariaDB 10.5+ and MySQL 8 through asyncmy or aiomysql."""
 
-    def __init__(self, engine: AsyncEngine, tables: Tables, *, purge_batch_size: int) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        tables: Tables,
+        *,
+        purge_batch_size: int,
+        server_clock: bool = False,
+    ) -> None:
         """Build the MariaDB/MySQL statements on top of the portable ones."""
-        super().__init__(engine, tables, purge_batch_size=purge_batch_size)
+        super().__init__(
+            engine, tables, purge_batch_size=purge_batch_size, server_clock=server_clock
+        )
         links = tables.links
         pods, workloads = tables.pod_states, tables.workload_states
         state: BindParameter[str] = bindparam("b_state")
-        self.upsert_pod_state = (
-            mysql_insert(pods)
-            .values(pod=bindparam("b_pod"), **self.state_row)
-            .on_duplicate_key_update(state=state)
+        pod_insert = mysql_insert(pods).values(**self.pod_state_values)
+        self.upsert_pod_state = pod_insert.on_duplicate_key_update(
+            state=pod_insert.inserted.state, expires_at=pod_insert.inserted.expires_at
         )
         self.upsert_workload_state = (
             mysql_insert(workloads).values(**self.state_row).on_duplicate_key_update(state=state)
@@ -55,6 +71,14 @@ class MySQLDialect(Dialect):
             .where(links.c.expires_at <= self.now)
             .with_dialect_options(mysql_limit=purge_batch_size)
         )
+
+    def server_now(self) -> ColumnElement[int]:
+        """Return the server's clock in ms: ``NOW(3)``, the statement's start.
+
+        ``UNIX_TIMESTAMP`` reads ``NOW(3)`` in the session's time zone; engines
+        from `from_url` set it to UTC, so no daylight-saving hour is ambiguous.
+        """
+        return literal_column("CAST(FLOOR(UNIX_TIMESTAMP(NOW(3)) * 1000) AS SIGNED)", BigInteger)
 
     def link_upsert(self, assignments: list[tuple[str, Any]]) -> Insert:
         """Return the upsert of a link row with ``assignments`` on conflict."""
@@ -71,19 +95,14 @@ class MySQLDialect(Dialect):
         statement: Insert,
         link: LinkId,
         pod: int,
-        expires_at: int | None,
+        ttl: int | None,
         now: int,
     ) -> int:
         """Upsert, then read back the row the upsert locked."""
-        params = self.link_params(link, pod, expires_at)
-        params["now"] = now
+        params = self.link_params(link, pod, ttl, now)
         conn.execute(statement, params)
-        row = conn.execute(self.select_link_locked, {"b_link_key": link.key})
+        row = conn.execute(self.select_link_locked, {"b_link_key": link.key, "now": now})
         return int(row.scalar_one())
-
-    def set_service_state(self, conn: Connection, row: dict[str, Any]) -> None:
-        """``INSERT ... ON DUPLICATE KEY UPDATE state = :state``."""
-        conn.execute(self.upsert_pod_state, row)
 
     def set_workload_state(self, conn: Connection, row: dict[str, Any]) -> None:
         """``INSERT ... ON DUPLICATE KEY UPDATE state = :state``."""

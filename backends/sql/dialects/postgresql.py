@@ -27,7 +27,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import LargeBinary, Table, any_, bindparam, delete, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    LargeBinary,
+    Table,
+    any_,
+    bindparam,
+    delete,
+    literal_column,
+    select,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
@@ -43,9 +53,18 @@ class PostgreSQLDialect(OnConflictDialect):
 
     batch_size = None  # the keys travel as one array, in one statement
 
-    def __init__(self, engine: AsyncEngine, tables: Tables, *, purge_batch_size: int) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        tables: Tables,
+        *,
+        purge_batch_size: int,
+        server_clock: bool = False,
+    ) -> None:
         """Build the PostgreSQL statements on top of the portable ones."""
-        super().__init__(engine, tables, purge_batch_size=purge_batch_size)
+        super().__init__(
+            engine, tables, purge_batch_size=purge_batch_size, server_clock=server_clock
+        )
         self.autocommit_engine = self.sync_engine.execution_options(isolation_level="AUTOCOMMIT")
         links = tables.links
         c = links.c
@@ -74,6 +93,19 @@ class PostgreSQLDialect(OnConflictDialect):
         )
         self.purge = delete(links).where(c.link_key.in_(expired), c.expires_at <= self.now)
 
+    def server_now(self) -> ColumnElement[int]:
+        """Return the server's clock at execution, in ms, as an uncorrelated subquery.
+
+        ``clock_timestamp()`` is the time the row is processed (after any lock
+        wait), unlike ``now()`` (start of the transaction). As a subquery it
+        is evaluated once per statement and is a plan parameter, which index
+        scans accept (a bare volatile function would disable the expiry index).
+        """
+        return literal_column(
+            "(SELECT CAST(FLOOR(EXTRACT(EPOCH FROM clock_timestamp()) * 1000) AS BIGINT))",
+            BigInteger,
+        )
+
     def insert_into(self, table: Table) -> Any:
         """PostgreSQL's ``INSERT`` (``ON CONFLICT``, ``RETURNING``)."""
         return pg_insert(table)
@@ -93,10 +125,6 @@ class PostgreSQLDialect(OnConflictDialect):
         inserted = conn.execute(self.insert_link_if_absent, params).first()
         if inserted is None:
             raise RetryTransaction("a concurrent transaction created the link first")
-
-    def set_service_state(self, conn: Connection, row: dict[str, Any]) -> None:
-        """``INSERT ... ON CONFLICT (service_key, pod) DO UPDATE SET state``."""
-        conn.execute(self.upsert_pod_state, row)
 
     def set_workload_state(self, conn: Connection, row: dict[str, Any]) -> None:
         """``INSERT ... ON CONFLICT (service_key) DO UPDATE SET state``."""

@@ -57,8 +57,19 @@ def writer_lock(database: str) -> asyncio.Lock:
 class SQLiteDialect(OnConflictDialect):
     """SQLite 3.35+ (``RETURNING``), through aiosqlite."""
 
-    def __init__(self, engine: AsyncEngine, tables: Tables, *, purge_batch_size: int) -> None:
-        """Build the SQLite upserts on top of the portable statements."""
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        tables: Tables,
+        *,
+        purge_batch_size: int,
+        server_clock: bool = False,
+    ) -> None:
+        """Build the SQLite upserts on top of the portable statements.
+
+        SQLite runs in this process: its "server clock" is the system clock,
+        which the backend binds as ``now``; ``server_clock`` must be False.
+        """
         super().__init__(engine, tables, purge_batch_size=purge_batch_size)
         links = tables.links
         expired = (
@@ -103,10 +114,6 @@ class SQLiteDialect(OnConflictDialect):
     def rollback(self, conn: Connection) -> None:
         """``ROLLBACK``."""
         await_(_driver(conn).rollback())
-
-    def set_service_state(self, conn: Connection, row: dict[str, Any]) -> None:
-        """``INSERT ... ON CONFLICT (service_key, pod) DO UPDATE SET state``."""
-        conn.execute(self.upsert_pod_state, row)
 
     def set_workload_state(self, conn: Connection, row: dict[str, Any]) -> None:
         """``INSERT ... ON CONFLICT (service_key) DO UPDATE SET state``."""
