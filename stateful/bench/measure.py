@@ -66,10 +66,10 @@ async def compare(
 ) -> Comparison:
     """Alternate ``ours`` and ``raw`` for ``rounds`` rounds of ``seconds`` each.
 
-    A short warm-up of each side (a tenth of a round) fills connection pools,
+    A warm-up of each side (half a round, at least 0.2 s) fills connection pools,
     prepared-statement and script caches before anything is counted.
     """
-    warm = max(seconds / 10, 0.05)
+    warm = max(seconds / 2, 0.2)
     await throughput(raw, concurrency, warm)
     await throughput(ours, concurrency, warm)
     mine: list[float] = []
