@@ -21,6 +21,7 @@ To write a backend: subclass `Backend`, implement the abstract operations and
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -59,8 +60,15 @@ def waiting_for_connection() -> Iterator[None]:
     state.waiting_for_connection = True
     try:
         yield
-    finally:
+    except asyncio.CancelledError:
+        # Keep the mark: the executor reads it only after its timeout's
+        # cancellation has unwound this wait (a cancel-safe backend is awaited
+        # directly, in the caller's task).
+        raise
+    except BaseException:
         state.waiting_for_connection = False
+        raise
+    state.waiting_for_connection = False
 
 
 class Backend(ABC):

@@ -1,22 +1,27 @@
 """The Redis key layout: a prefix, a hash tag, then the kind of key.
 
-=============================  ==========================================  ======
+=============================  ==========================================  ==========
 key                            holds                                       type
-=============================  ==========================================  ======
-``P{ns:uid}:link:svc``         the link of (uid, service): ``pod`` when     string
-                               permanent, ``pod:expires_ms`` when temporary
-``P{ns:uid}:perm``             the uid's permanent links, service → pod     hash
-``P{ns:svc}:pods``             the pod states of a service, pod → state     hash
-``P{ns}:workload``             the workload states, service → state         hash
-=============================  ==========================================  ======
+=============================  ==========================================  ==========
+``P{ns:uid}``                  the uid's links: service → ``pod:updated``  hash
+                               (permanent) or ``pod:updated:expires``
+``P{ns:svc}:pods``             the pod states of a service: pod →          hash
+                               ``:state`` or ``expires:state``
+``P{ns:svc}:ix:<pod>``         the pod index: uids linked to the pod       sorted set
+                               (score 0; may over-report, never under)
+``P{ns:svc}:ixp``              the pods of the service that have an index  set
+``P{ns:svc}:ixw``              cluster only: pending index steps           sorted set
+``P{ns}:workload``             the workload states, service → state        hash
+=============================  ==========================================  ==========
 
 ``P`` is the configurable prefix (default ``stateful:``), which may not
 contain braces. Inside the braces and after them every identifier is encoded
 by `encode`: ``%``, ``{``, ``}`` and ``:`` become ``%25``, ``%7B``, ``%7D``,
 ``%3A``. So the first ``{`` of a key ends the prefix, the first ``}`` ends the
 hash tag, and ``:`` separates parts; no identifier can move a key to another
-slot or make two tuples share a key. The two keys a link script touches carry
-the same tag ``{ns:uid}`` and so live in one hash slot.
+slot or make two tuples share a key. A link script touches one key, the uid's
+hash; a service's states and pod indexes share the tag ``{ns:svc}`` and so
+one hash slot.
 
 Keys are built as UTF-8 `bytes`, independent of the client's encoding settings.
 """
@@ -60,19 +65,27 @@ class KeyLayout:
     def _key(self, tag: str, rest: str) -> bytes:
         return f"{self.prefix}{{{tag}}}:{rest}".encode()
 
-    def link(self, namespace: str, uid: str, service_name: str) -> bytes:
-        """Key of the link of ``uid`` to a pod of ``service_name``."""
-        return self._key(f"{encode(namespace)}:{encode(uid)}", f"link:{encode(service_name)}")
+    def link_hash(self, namespace: str, uid: str) -> bytes:
+        """Key of the hash service → link of ``uid`` (all its links, one key)."""
+        return f"{self.prefix}{{{encode(namespace)}:{encode(uid)}}}".encode()
 
-    def links(self, namespace: str, uids: list[str], service_name: str) -> list[bytes]:
-        """Keys of the links of many uids to one service (as `link`, encoding the rest once)."""
-        head = f"{self.prefix}{{{encode(namespace)}:"
-        tail = f"}}:link:{encode(service_name)}"
-        return [f"{head}{encode(uid)}{tail}".encode() for uid in uids]
+    def link_hashes(self, namespace: str, uids: list[str]) -> list[bytes]:
+        """Keys of the link hashes of many uids (as `link_hash`, encoding the rest once)."""
+        head = self.link_head(namespace)
+        return [f"{head}{encode(uid)}}}".encode() for uid in uids]
 
-    def permanent_links(self, namespace: str, uid: str) -> bytes:
-        """Key of the hash service → pod of ``uid``'s permanent links (same slot as its links)."""
-        return self._key(f"{encode(namespace)}:{encode(uid)}", "perm")
+    def link_head(self, namespace: str) -> str:
+        """Return the start of every link hash key of ``namespace``: the uid and ``}`` follow."""
+        return f"{self.prefix}{{{encode(namespace)}:"
+
+    def pod_index(self, namespace: str, service_name: str) -> bytes:
+        """Prefix of the pod index keys of a service: ``:<pod>``, ``p`` or ``w`` follow."""
+        return self._key(f"{encode(namespace)}:{encode(service_name)}", "ix")
+
+    def index_keys(self, namespace: str, service_name: str, pod_id: int) -> tuple[bytes, ...]:
+        """Return the pod's index, the service's indexed pods and its pending steps (one slot)."""
+        ix = self.pod_index(namespace, service_name)
+        return (ix + b":" + str(pod_id).encode(), ix + b"p", ix + b"w")
 
     def pod_states(self, namespace: str, service_name: str) -> bytes:
         """Key of the hash pod id → state of one service."""

@@ -1,0 +1,306 @@
+"""redis-py clients that are safe to cancel, bounded under load and quick to close.
+
+Cancellation. On Python 3.11, ``asyncio.wait_for`` returns the inner result
+when the cancellation of the waiting task arrives after the inner work has
+finished but before the waiting task resumed (CPython gh-86296, fixed in 3.12
+where ``wait_for`` is built on ``asyncio.timeout``). redis-py 8 sends every
+command through ``wait_for(…, socket_timeout)`` (``socket_timeout`` defaults to
+5 s), so a call cancelled right after its command was written lost the
+cancellation: it went on, read its reply and returned normally, and an
+``asyncio.timeout`` around it expired without raising. Our connection classes
+send under ``asyncio.timeout`` instead, which never loses a cancellation. What
+remains is redis-py's own behaviour, which is cancel-safe: a connection
+interrupted while sending or reading is disconnected before it goes back to
+the pool, so no later call can read the reply of a cancelled one.
+
+Load. redis-py's async pools raise ``MaxConnectionsError`` when every
+connection is busy. `BoundedConnectionPool` (standalone, Sentinel) and
+`BoundedRedisCluster` (one bound per client) make callers wait for a free
+connection instead, at most ``pool_timeout`` seconds; a wait that runs out
+raises `stateful.PoolExhausted` (nothing was sent). The wait is marked with
+`stateful.backend.waiting_for_connection`, so an executor timeout expiring
+there is reported as `PoolExhausted` too.
+
+Closing. `terminate` aborts every socket of a client at once (no goodbye to a
+server that may not answer); the backends' ``aclose`` calls it first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from redis.asyncio import Redis, RedisCluster
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline
+from redis.asyncio.connection import (
+    AbstractConnection,
+    Connection,
+    ConnectionPool,
+    SSLConnection,
+    UnixDomainSocketConnection,
+)
+from redis.asyncio.sentinel import (
+    SentinelConnectionPool,
+    SentinelManagedConnection,
+    SentinelManagedSSLConnection,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from stateful.backend import waiting_for_connection
+from stateful.errors import PoolExhausted
+
+#: Connections per pool (standalone, Sentinel) or per cluster client, unless given.
+DEFAULT_MAX_CONNECTIONS = 100
+#: Seconds a call waits for a free connection before `PoolExhausted`, unless given.
+DEFAULT_POOL_TIMEOUT = 10.0
+#: Seconds to open a connection (TCP, TLS and handshake), unless given.
+DEFAULT_CONNECT_TIMEOUT = 5.0
+#: Seconds a send or a read may block on an open connection, unless given.
+DEFAULT_SOCKET_TIMEOUT = 5.0
+
+# From 3.12 on, wait_for no longer loses cancellations; redis-py's own send is fine.
+_WAIT_FOR_IS_SAFE = sys.version_info >= (3, 12)
+
+
+class _CancelSafeSend(AbstractConnection):
+    """Sends under ``asyncio.timeout`` rather than ``asyncio.wait_for`` (see the module doc)."""
+
+    async def send_packed_command(
+        self, command: bytes | str | Iterable[bytes], check_health: bool = True
+    ) -> None:
+        """Write ``command``; on any failure or cancellation drop the connection and raise."""
+        timeout = self.socket_timeout
+        if _WAIT_FOR_IS_SAFE or not timeout:
+            await super().send_packed_command(command, check_health)
+            return
+        if not self.is_connected:
+            await self.connect_check_health(check_health=False)
+        if check_health:
+            await self.check_health()  # type: ignore[no-untyped-call]
+        if isinstance(command, str):
+            command = command.encode()
+        chunks = [command] if isinstance(command, bytes) else command
+        writer = self._writer
+        assert writer is not None  # connected just above
+        try:
+            async with asyncio.timeout(timeout):
+                writer.writelines(chunks)
+                await writer.drain()
+        except TimeoutError:
+            await self.disconnect(nowait=True)
+            raise RedisTimeoutError("Timeout writing to socket") from None
+        except OSError as exc:
+            await self.disconnect(nowait=True)
+            raise RedisConnectionError(f"Error while writing to socket: {exc}") from exc
+        except BaseException:
+            # Cancelled mid-write: part of the command may be on the wire, so
+            # this connection must never carry another command.
+            await self.disconnect(nowait=True)
+            raise
+
+
+class CancelSafeConnection(_CancelSafeSend, Connection):
+    """TCP connection that never loses a cancellation."""
+
+
+class CancelSafeSSLConnection(_CancelSafeSend, SSLConnection):
+    """TLS connection that never loses a cancellation."""
+
+
+class CancelSafeUnixConnection(_CancelSafeSend, UnixDomainSocketConnection):
+    """Unix-socket connection that never loses a cancellation."""
+
+
+class CancelSafeSentinelConnection(_CancelSafeSend, SentinelManagedConnection):
+    """Connection to a Sentinel-managed master that never loses a cancellation."""
+
+
+class CancelSafeSentinelSSLConnection(_CancelSafeSend, SentinelManagedSSLConnection):
+    """TLS connection to a Sentinel-managed master that never loses a cancellation."""
+
+
+#: redis-py connection class → our cancel-safe version of it.
+CANCEL_SAFE: dict[type[AbstractConnection], type[AbstractConnection]] = {
+    Connection: CancelSafeConnection,
+    SSLConnection: CancelSafeSSLConnection,
+    UnixDomainSocketConnection: CancelSafeUnixConnection,
+    SentinelManagedConnection: CancelSafeSentinelConnection,
+    SentinelManagedSSLConnection: CancelSafeSentinelSSLConnection,
+}
+
+
+def is_cancel_safe(connection_class: type[AbstractConnection]) -> bool:
+    """Tell whether connections of this class keep every cancellation."""
+    return _WAIT_FOR_IS_SAFE or issubclass(connection_class, _CancelSafeSend)
+
+
+class Slots:
+    """A bounded number of connections that callers wait for, at most ``timeout`` s.
+
+    An `asyncio.Semaphore` with the wait marked for the executor and turned
+    into `PoolExhausted` when it runs out.
+    """
+
+    __slots__ = ("_semaphore", "limit", "timeout")
+
+    def __init__(self, limit: int, timeout: float | None) -> None:
+        """Allow ``limit`` holders; wait at most ``timeout`` seconds (None: no own limit)."""
+        self.limit = limit
+        self.timeout = timeout
+        self._semaphore = asyncio.Semaphore(limit)
+
+    @property
+    def free(self) -> int:
+        """How many slots are free now (nobody waits while one is)."""
+        return self._semaphore._value  # Semaphore exposes no counter
+
+    async def acquire(self) -> None:
+        """Take a slot, waiting if none is free; `PoolExhausted` if the wait runs out."""
+        semaphore = self._semaphore
+        if not semaphore.locked():
+            # Fast path: Semaphore.acquire does not suspend when a slot is free.
+            await semaphore.acquire()
+            return
+        with waiting_for_connection():
+            try:
+                async with asyncio.timeout(self.timeout):
+                    await semaphore.acquire()
+            except TimeoutError:
+                raise PoolExhausted(
+                    f"Redis pool exhausted: all {self.limit} connections stayed busy for "
+                    f"{self.timeout} s (pool_timeout); nothing was sent"
+                ) from None
+
+    def release(self) -> None:
+        """Give a slot back."""
+        self._semaphore.release()
+
+
+class _Bounded(ConnectionPool):
+    """A pool whose callers wait (bounded) for a connection instead of failing."""
+
+    def __init__(self, *args: Any, pool_timeout: float | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.slots = Slots(self.max_connections, pool_timeout)
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> AbstractConnection:
+        """Wait for a free slot, then return a connected connection (see `Slots`)."""
+        await self.slots.acquire()
+        try:
+            # Synchronous: nothing can interrupt the bookkeeping.
+            connection: AbstractConnection = self.get_available_connection()  # type: ignore[no-untyped-call]
+        except BaseException:
+            self.slots.release()
+            raise
+        try:
+            await self.ensure_connection(connection)
+        except BaseException:
+            await self.release(connection)
+            raise
+        return connection
+
+    async def release(self, connection: AbstractConnection) -> None:
+        """Return ``connection`` to the pool and its slot to the waiters."""
+        try:
+            await super().release(connection)
+        finally:
+            self.slots.release()
+
+
+class BoundedConnectionPool(_Bounded, ConnectionPool):
+    """Standalone pool: at most ``max_connections``, callers wait ``pool_timeout`` s."""
+
+
+class BoundedSentinelPool(_Bounded, SentinelConnectionPool):
+    """Sentinel master pool: at most ``max_connections``, callers wait ``pool_timeout`` s."""
+
+
+class BoundedRedisCluster(RedisCluster):
+    """A `RedisCluster` whose callers wait (bounded) for a connection instead of failing.
+
+    At most ``max_connections`` commands or pipelines run at once on this
+    client; each uses at most one connection per node, so no node ever needs
+    more than ``max_connections`` and none raises ``MaxConnectionsError``.
+    Connections are cancel-safe (see the module doc).
+    """
+
+    def __init__(self, *args: Any, pool_timeout: float | None = None, **kwargs: Any) -> None:
+        """As `RedisCluster`, plus ``pool_timeout``: the most seconds a caller waits."""
+        super().__init__(*args, **kwargs)
+        options = self.nodes_manager.connection_kwargs
+        safe = CANCEL_SAFE.get(options.get("connection_class", Connection))
+        if safe is not None:
+            options["connection_class"] = safe
+            for node in self.nodes_manager.startup_nodes.values():
+                node.connection_class = safe  # type: ignore[assignment]
+        limit = int(options.get("max_connections", DEFAULT_MAX_CONNECTIONS))
+        self.slots = Slots(limit, pool_timeout)
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        """Run one command once a slot is free (see `Slots`)."""
+        await self.slots.acquire()
+        try:
+            return await super().execute_command(*args, **kwargs)
+        finally:
+            self.slots.release()
+
+    def pipeline(
+        self, transaction: Any | None = None, shard_hint: Any | None = None
+    ) -> ClusterPipeline:
+        """Return a pipeline that runs once a slot is free."""
+        if shard_hint or transaction:
+            return super().pipeline(transaction, shard_hint)
+        # mypy sees ClusterPipeline as abstract; redis-py instantiates it the same way.
+        return _BoundedClusterPipeline(self, transaction)  # type: ignore[abstract]
+
+
+class _BoundedClusterPipeline(ClusterPipeline):
+    async def execute(
+        self, raise_on_error: bool = True, allow_redirections: bool = True
+    ) -> list[Any]:
+        client = self.cluster_client
+        assert isinstance(client, BoundedRedisCluster)
+        await client.slots.acquire()
+        try:
+            return await super().execute(raise_on_error, allow_redirections)
+        finally:
+            client.slots.release()
+
+
+def _connections(client: Redis | RedisCluster) -> Iterator[AbstractConnection]:
+    if isinstance(client, RedisCluster):
+        nodes: dict[str, ClusterNode] = {}
+        manager = client.nodes_manager
+        nodes.update(manager.startup_nodes)
+        nodes.update(manager.nodes_cache)
+        for node in nodes.values():
+            yield from node._connections  # no public list
+        return
+    pool = client.connection_pool
+    yield from list(pool._available_connections)
+    yield from list(pool._in_use_connections)
+
+
+def terminate(client: Redis | RedisCluster) -> None:
+    """Abort every socket of ``client`` now, without waiting for the server.
+
+    The connections stay usable objects: the next command reconnects.
+    """
+    for connection in _connections(client):
+        writer = connection._writer  # no public handle on the transport
+        if writer is not None:
+            writer.transport.abort()
+
+
+def client_is_cancel_safe(client: Redis | RedisCluster) -> bool:
+    """Tell whether every connection ``client`` opens keeps its cancellations."""
+    if isinstance(client, RedisCluster):
+        connection_class = client.nodes_manager.connection_kwargs.get(
+            "connection_class", Connection
+        )
+    else:
+        connection_class = client.connection_pool.connection_class
+    return is_cancel_safe(connection_class)
