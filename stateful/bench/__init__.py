@@ -66,6 +66,8 @@ def parser(prog: str = "stateful bench") -> argparse.ArgumentParser:
     p.add_argument("--api-load", action="store_true",
                    help="SQL: load through the API instead of bulk inserts (slow)")
     p.add_argument("--reads", type=int, default=5000, help="scale run: reads timed per size")
+    p.add_argument("--load-seconds", type=float, default=None,
+                   help="scale run: stop loading a step after this long (API loads)")
     return p
 
 
@@ -101,7 +103,7 @@ async def _main(args: argparse.Namespace) -> int:
               f"Python {platform.python_version()}, {platform.machine()} -->")
         if args.scale:
             await scale.run(t, args.scale, bulk=not args.api_load, reads=args.reads,
-                            read_seconds=30.0, emit=_emit)
+                            read_seconds=30.0, load_seconds=args.load_seconds, emit=_emit)
         elif args.pods:
             await pods.run(t, total=args.pod_links, big=args.big_pod, bulk=not args.api_load,
                            count_calls=20, emit=_emit)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -26,17 +27,34 @@ def uid(i: int) -> str:
 
 
 async def load_api(
-    t: Target, start: int, stop: int, service: str, pod_of: PodOf, concurrency: int = 128
-) -> None:
-    """Link uids ``start..stop-1`` permanently through `StatefulExecutor.set_linked_pod`."""
+    t: Target,
+    start: int,
+    stop: int,
+    service: str,
+    pod_of: PodOf,
+    concurrency: int = 128,
+    deadline: float | None = None,
+) -> int:
+    """Link uids ``start..stop-1`` permanently through `StatefulExecutor.set_linked_pod`.
+
+    With ``deadline`` (a `time.perf_counter` value) it stops taking new uids
+    then; return the end of the loaded range (``stop`` unless cut short).
+    """
     ex = t.ex
     queue = iter(range(start, stop))
+    taken = [start]
 
     async def worker() -> None:
         for i in queue:
+            taken[0] = max(taken[0], i + 1)
             await ex.set_linked_pod(NS, uid(i), service, pod_of(i), -1)
+            if deadline is not None and time.perf_counter() > deadline:
+                return
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
+    # Uids are handed out in order and every one handed out was linked, so
+    # the loaded range has no gaps.
+    return taken[0]
 
 
 async def load_sql_bulk(
@@ -95,14 +113,21 @@ async def load_sql_bulk(
 
 
 async def load(
-    t: Target, start: int, stop: int, service: str, pod_of: PodOf, *, bulk: bool
-) -> str:
-    """Load links by the chosen path; return how ("API" or "bulk insert")."""
+    t: Target,
+    start: int,
+    stop: int,
+    service: str,
+    pod_of: PodOf,
+    *,
+    bulk: bool,
+    deadline: float | None = None,
+) -> tuple[str, int]:
+    """Load links by the chosen path; return how ("API..." or "bulk insert") and the end."""
     if bulk and isinstance(t, SQLTarget):
         await load_sql_bulk(t, start, stop, service, pod_of)
-        return "bulk insert"
-    await load_api(t, start, stop, service, pod_of)
-    return "API, 128 tasks"
+        return "bulk insert", stop
+    end = await load_api(t, start, stop, service, pod_of, deadline=deadline)
+    return "API, 128 tasks", end
 
 
 async def verify(t: Target, stop: int, service: str, pod_of: PodOf, samples: int = 200) -> None:

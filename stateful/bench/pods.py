@@ -44,7 +44,7 @@ async def run(
     ex = t.ex
     pod_of = make_pod_of(total, big)
     start = time.perf_counter()
-    how = await load(t, 0, total, SERVICE, pod_of, bulk=bulk)
+    how, _ = await load(t, 0, total, SERVICE, pod_of, bulk=bulk)
     loaded_in = time.perf_counter() - start
     await verify(t, total, SERVICE, pod_of)
     emit(f"| {t.kind}: operation ({total:,} links, {PODS} pods; pod 0 holds {big:,}) "

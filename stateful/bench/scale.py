@@ -70,9 +70,14 @@ async def run(
     bulk: bool,
     reads: int,
     read_seconds: float,
+    load_seconds: float | None,
     emit: Callable[[str], None],
 ) -> list[Step]:
-    """Grow the store through ``sizes``; emit one markdown row per size."""
+    """Grow the store through ``sizes``; emit one markdown row per size.
+
+    ``load_seconds`` bounds each step's loading (API path): the step then
+    reports the links it reached, and the run ends there.
+    """
     base = await t.store_bytes()
     emit(f"| {t.kind}: links | loaded by | load rate (links/s) | bytes per link "
          f"({t.store_bytes_source()}) | get_linked_pod p50 µs | p99 µs | reads |")
@@ -83,9 +88,12 @@ async def run(
         if size <= held:
             continue
         start = time.perf_counter()
-        how = await load(t, held, size, SERVICE, pod_of, bulk=bulk)
-        rate = (size - held) / (time.perf_counter() - start)
-        held = size
+        deadline = None if load_seconds is None else start + load_seconds
+        how, end = await load(t, held, size, SERVICE, pod_of, bulk=bulk, deadline=deadline)
+        rate = (end - held) / (time.perf_counter() - start)
+        held = end
+        if end < size:
+            how += f"; stopped after {load_seconds:.0f} s"
         await verify(t, held, SERVICE, pod_of)
         now = await t.store_bytes()
         per_link = None if now is None or base is None else (now - base) / held
@@ -95,11 +103,13 @@ async def run(
         rng = random.Random(size)
         picks = [uid(rng.randrange(held)) for _ in range(reads)]
         read = await latency(_reader(t, picks), calls=reads, seconds=read_seconds)
-        step = Step(size, how, rate, per_link, raw, read)
+        step = Step(held, how, rate, per_link, raw, read)
         steps.append(step)
         bytes_cell = "n/a" if per_link is None else f"{per_link:,.0f}"
         if raw is not None:
             bytes_cell += f" (plain string key: {raw:,.0f})"
-        emit(f"| {size:,} | {how} | {rate:,.0f} | {bytes_cell} | {read.p50_us:,.0f} "
+        emit(f"| {held:,} | {how} | {rate:,.0f} | {bytes_cell} | {read.p50_us:,.0f} "
              f"| {read.p99_us:,.0f} | {read.calls:,} |")
+        if end < size:
+            break
     return steps
