@@ -10,7 +10,8 @@ Not a test. Run from the repository root::
 
 Servers come from ``STATEFUL_BENCH_REDIS_URL`` / ``_CLUSTER_URL`` / ``_POSTGRES_URL`` /
 ``_MARIADB_URL``, else the local defaults (no cluster unless given). SQLite
-uses a file in a temporary directory. Extra arguments after ``--`` go to
+uses a file in a temporary directory; ``--spawn-cluster`` starts a throw-away
+3-master Redis Cluster when no cluster URL is given. Extra arguments after ``--`` go to
 every ``stateful bench`` call. Each backend runs in its own process so that
 one backend's memory (the memory backend's RSS) does not weigh on the next.
 """
@@ -18,10 +19,12 @@ one backend's memory (the memory backend's RSS) does not weigh on the next.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
 DEFAULTS = {
     "memory": "memory://",
@@ -42,13 +45,22 @@ def main() -> int:
     parser.add_argument("--suite", choices=["compare", "scale", "pods"], default="compare")
     parser.add_argument("--only", default="", help="comma-separated backends (default: all)")
     parser.add_argument("--sizes", default="1000,1000000", help="scale suite: link counts")
+    parser.add_argument("--spawn-cluster", action="store_true",
+                        help="start a 3-master Redis Cluster for the run (needs redis-server)")
     parser.add_argument("rest", nargs=argparse.REMAINDER, help="-- extra stateful bench args")
     args = parser.parse_args()
     extra = [a for a in args.rest if a != "--"]
     chosen = [name for name in args.only.split(",") if name] or list(DEFAULTS)
     status = 0
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         urls = dict(DEFAULTS, sqlite=f"sqlite+aiosqlite:///{tmp}/bench.db")
+        if args.spawn_cluster and "redis-cluster" in chosen and not urls["redis-cluster"]:
+            # The test suite's helper: three masters on free ports, stopped at the end.
+            from tests.redis_backend.servers import RedisClusterProcesses
+
+            cluster = RedisClusterProcesses(Path(tmp) / "cluster")
+            stack.callback(cluster.stop)
+            urls["redis-cluster"] = cluster.url
         for name in chosen:
             url = urls[name]
             if not url:

@@ -28,6 +28,8 @@ import sys
 import time
 from collections.abc import Sequence
 
+from stateful.errors import StatefulError
+
 __all__ = ["main"]
 
 
@@ -78,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_main(args))
     except KeyboardInterrupt:
         return 130
-    except (ValueError, RuntimeError, OSError) as exc:
+    except (ValueError, RuntimeError, OSError, StatefulError) as exc:
         print(f"stateful bench: {exc}", file=sys.stderr)
         return 2
 

@@ -100,7 +100,11 @@ def op_names(t: Target, links: int) -> list[str]:
 
 async def preload(t: Target, links: int, concurrency: int = 32) -> None:
     """Give both sides the same ``links`` permanent links and ``PODS`` ready pods."""
-    queue = iter(range(links))
+    # One call on each side first: redis-py's cluster client fails calls that
+    # race its first topology discovery ("Connection closed by server").
+    await t.ex.set_linked_pod(NS, _uid(0), SVC, 0, -1)
+    await t.raw_set(_uid(0), 0)
+    queue = iter(range(1, links))
 
     async def worker() -> None:
         for i in queue:

@@ -331,7 +331,8 @@ async def delete_redis_prefix(client: Any, prefix: str) -> int:
 async def _unlink(client: Any, keys: list[bytes]) -> int:
     pipe = client.pipeline(transaction=False)
     for key in keys:
-        pipe.unlink(key)
+        # execute_command: a cluster pipeline refuses the named multi-key methods.
+        pipe.execute_command("UNLINK", key)
     return sum(int(n) for n in await pipe.execute())
 
 
