@@ -146,8 +146,8 @@ async def run(
     if unknown:
         raise ValueError(f"unknown operations {unknown}; available: {', '.join(table)}")
     emit(f"| {t.kind}: operation | raw ({t.raw_label}) | concurrency "
-         "| stateful ops/s | raw ops/s | ratio |")
-    emit("|---|---|---:|---:|---:|---:|")
+         "| stateful ops/s | raw ops/s | ratio | round spread |")
+    emit("|---|---|---:|---:|---:|---:|---:|")
     rows = []
     for name in chosen:
         case = table[name]
@@ -157,5 +157,5 @@ async def run(
             )
             rows.append(Row(case, c, result))
             emit(f"| {case.name} | {case.raw_name} | {c} | {result.ours:,.0f} "
-                 f"| {result.raw:,.0f} | {result.ratio:.2f} |")
+                 f"| {result.raw:,.0f} | {result.ratio:.2f} | ±{result.spread:.0%} |")
     return rows

@@ -54,6 +54,9 @@ class Comparison:
     ours: float
     raw: float
     rounds: int
+    #: Largest distance of a round from its side's median, as a fraction of
+    #: the median: how much the machine moved during the measurement.
+    spread: float
 
     @property
     def ratio(self) -> float:
@@ -81,7 +84,12 @@ async def compare(
         else:
             base.append(await throughput(raw, concurrency, seconds))
             mine.append(await throughput(ours, concurrency, seconds))
-    return Comparison(statistics.median(mine), statistics.median(base), rounds)
+    ours, theirs = statistics.median(mine), statistics.median(base)
+    spread = max(
+        max(abs(x - ours) for x in mine) / ours if ours else 0.0,
+        max(abs(x - theirs) for x in base) / theirs if theirs else 0.0,
+    )
+    return Comparison(ours, theirs, rounds, spread)
 
 
 @dataclass(frozen=True)
