@@ -84,12 +84,12 @@ async def compare(
         else:
             base.append(await throughput(raw, concurrency, seconds))
             mine.append(await throughput(ours, concurrency, seconds))
-    ours, theirs = statistics.median(mine), statistics.median(base)
+    mid_mine, mid_base = statistics.median(mine), statistics.median(base)
     spread = max(
-        max(abs(x - ours) for x in mine) / ours if ours else 0.0,
-        max(abs(x - theirs) for x in base) / theirs if theirs else 0.0,
+        max(abs(x - mid_mine) for x in mine) / mid_mine if mid_mine else 0.0,
+        max(abs(x - mid_base) for x in base) / mid_base if mid_base else 0.0,
     )
-    return Comparison(ours, theirs, rounds, spread)
+    return Comparison(mid_mine, mid_base, rounds, spread)
 
 
 @dataclass(frozen=True)
