@@ -518,7 +518,12 @@ class StatefulExecutor:
                 "remove_pod_links",
                 partial(
                     self._backend.remove_pod_links_page,
-                    ns, svc, pod, ttl, cursor, DEFAULT_PAGE_SIZE,
+                    ns,
+                    svc,
+                    pod,
+                    ttl,
+                    cursor,
+                    DEFAULT_PAGE_SIZE,
                 ),
                 ns,
                 svc,

@@ -124,9 +124,7 @@ class Placer:
         # Callers arriving while a reading is under way share it; it runs in its
         # own task so that one cancelled caller does not cancel it for the others.
         if load.reading is None or load.reading.done():
-            load.reading = asyncio.ensure_future(
-                self._fresh_reading(load, namespace, service_name)
-            )
+            load.reading = asyncio.ensure_future(self._fresh_reading(load, namespace, service_name))
             load.reading.add_done_callback(_retrieve)
         return await asyncio.shield(load.reading)
 

@@ -124,9 +124,7 @@ def check_ttl(value: object) -> int | None:
         return None
     seconds = _check_int("ttl_seconds", value)
     if not 1 <= seconds <= MAX_TTL_SECONDS:
-        raise ValidationError(
-            "ttl_seconds", f"must be None or 1..{MAX_TTL_SECONDS}, got {seconds}"
-        )
+        raise ValidationError("ttl_seconds", f"must be None or 1..{MAX_TTL_SECONDS}, got {seconds}")
     return seconds
 
 

@@ -109,8 +109,14 @@ def create_engine(url: str | URL, **engine_options: Any) -> AsyncEngine:
     try:
         engine = create_async_engine(parsed, **options)
     except ModuleNotFoundError as exc:
+        extra = {"sqlite": "sql", "mariadb": "mysql"}.get(backend, backend)
+        hint = (
+            f"pip install 'stateful-routing[{extra}]'"
+            if exc.name == DEFAULT_DRIVERS[backend]
+            else f"pip install {exc.name}"
+        )
         raise StatefulError(
-            f"{parsed.drivername}: the driver package {exc.name!r} is not installed"
+            f"{parsed.drivername}: the driver package {exc.name!r} is not installed: {hint}"
         ) from exc
     except (InvalidRequestError, ArgumentError, TypeError) as exc:
         raise ValidationError("url", f"{parsed.drivername}: {exc}") from None

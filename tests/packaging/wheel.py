@@ -7,7 +7,6 @@ import subprocess
 import sys
 import sysconfig
 import venv
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,9 +23,15 @@ class InstalledWheel:
     python: Path
     workdir: Path  # outside the repository: nothing of the checkout is importable from here
 
-    def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        """Run ``python args…`` in the venv, from ``workdir``; fail on a non-zero exit."""
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    def run(
+        self, *args: str, timeout: float = 120, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``python args…`` in the venv, from ``workdir``; with ``check``, fail on exit != 0."""
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("PYTHONPATH", "PYTHONHOME") and not k.startswith("STATEFUL_")
+        }
         result = subprocess.run(
             [str(self.python), *args],
             cwd=self.workdir,
@@ -35,7 +40,8 @@ class InstalledWheel:
             text=True,
             timeout=timeout,
         )
-        assert result.returncode == 0, f"{args} failed:\n{result.stdout}\n{result.stderr}"
+        if check:
+            assert result.returncode == 0, f"{args} failed:\n{result.stdout}\n{result.stderr}"
         return result
 
     def script(self, name: str) -> Path:
@@ -44,16 +50,9 @@ class InstalledWheel:
 
 
 @pytest.fixture(scope="session")
-def installed_wheel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InstalledWheel]:
-    """Build the wheel (no network) and install it with ``--no-deps`` in a fresh venv.
-
-    The drivers it needs come from this test run's own site-packages through a
-    ``.pth`` line; ``.pth`` files inside that folder (such as an editable
-    install of this checkout) are not processed, so ``stateful`` itself can
-    only come from the wheel.
-    """
-    root = tmp_path_factory.mktemp("wheel")
-    dist = root / "dist"
+def built_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Build the wheel of this checkout once per session (no network)."""
+    dist = tmp_path_factory.mktemp("dist")
     subprocess.run(
         [
             sys.executable,
@@ -68,10 +67,14 @@ def installed_wheel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Instal
             str(REPO),
         ],
         check=True,
-        cwd=root,
+        cwd=dist,
         timeout=300,
     )
-    (wheel,) = dist.glob("stateful-*.whl")
+    (wheel,) = dist.glob("stateful_routing-*.whl")
+    return wheel
+
+
+def _install(wheel: Path, root: Path, *, with_drivers: bool) -> InstalledWheel:
     env_dir = root / "venv"
     venv.create(env_dir, with_pip=False)
     python = env_dir / "bin" / "python"
@@ -91,13 +94,34 @@ def installed_wheel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Instal
         cwd=root,
         timeout=300,
     )
-    purelib = subprocess.run(
-        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    (Path(purelib) / "_test_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    if with_drivers:
+        purelib = subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        (Path(purelib) / "_test_dependencies.pth").write_text(
+            sysconfig.get_paths()["purelib"] + "\n"
+        )
     workdir = root / "elsewhere"
     workdir.mkdir()
-    yield InstalledWheel(wheel=wheel, python=python, workdir=workdir)
+    return InstalledWheel(wheel=wheel, python=python, workdir=workdir)
+
+
+@pytest.fixture(scope="session")
+def installed_wheel(built_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> InstalledWheel:
+    """The wheel installed with ``--no-deps`` in a fresh venv that can import the drivers.
+
+    The drivers come from this test run's own site-packages through a ``.pth``
+    line; ``.pth`` files inside that folder (such as an editable install of
+    this checkout) are not processed, so ``stateful`` itself can only come
+    from the wheel.
+    """
+    return _install(built_wheel, tmp_path_factory.mktemp("wheel"), with_drivers=True)
+
+
+@pytest.fixture(scope="session")
+def plain_wheel(built_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> InstalledWheel:
+    """The wheel installed alone, as ``pip install stateful-routing`` without extras leaves it."""
+    return _install(built_wheel, tmp_path_factory.mktemp("plain"), with_drivers=False)
