@@ -66,7 +66,7 @@ def parser(prog: str = "stateful bench") -> argparse.ArgumentParser:
     p.add_argument("--big-pod", type=int, default=100_000,
                    help="links on the pods run's pod 0 (default 100000)")
     p.add_argument("--api-load", action="store_true",
-                   help="SQL: load through the API instead of bulk inserts (slow)")
+                   help="load through the API (slow), not in bulk (SQL: inserts; Redis: pipelined)")
     p.add_argument("--reads", type=int, default=5000, help="scale run: reads timed per size")
     p.add_argument("--load-seconds", type=float, default=None,
                    help="scale run: stop loading a step after this long (API loads)")
