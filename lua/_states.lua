@@ -18,6 +18,36 @@ end
 local function live_state(value)
   if not value then return nil end
   local sep = string.find(value, ':', 1, true)
+  -- No colon: a state written before heartbeats existed (permanent, raw).
+  if not sep then return value end
   if sep > 1 and now >= tonumber(string.sub(value, 1, sep - 1)) then return nil end
   return string.sub(value, sep + 1)
+end
+
+-- After a write: drop the dead states and, on the server clock, give the hash
+-- a native expiry when every state in it is temporary (none otherwise). A
+-- caller's clock may be far from real time: no native expiry then.
+local function settle()
+  local all = redis.call('HGETALL', KEYS[1])
+  local permanent, latest = false, 0
+  for i = 1, #all, 2 do
+    local sep = string.find(all[i + 1], ':', 1, true)
+    if not sep or sep == 1 then
+      permanent = true
+    else
+      local expires = tonumber(string.sub(all[i + 1], 1, sep - 1))
+      if now >= expires then
+        redis.call('HDEL', KEYS[1], all[i])
+      elseif expires > latest then
+        latest = expires
+      end
+    end
+  end
+  if server_clock then
+    if permanent then
+      redis.call('PERSIST', KEYS[1])
+    elseif latest > 0 then
+      redis.call('PEXPIREAT', KEYS[1], string.format('%.0f', latest))
+    end
+  end
 end

@@ -1,4 +1,5 @@
---[[ _write: the frame of the scripts that write one link (after _links.lua).
+--[[ _write: the frame of the scripts that write one link (after _links.lua
+and _store.lua).
 
 KEYS[1]  the uid's links: hash service -> link value
 ARGV[1]  now in ms from the caller's clock, or '' to use the server's clock

@@ -1,6 +1,7 @@
 --[[ get_pod_states: the live pod states of a service.
 
-KEYS[1], ARGV[1] as in _states.lua.
+KEYS[1]  the pod states of a service (see _states.lua)
+ARGV[1]  now in ms from the caller's clock, or '' to use the server's clock.
 
 Returns a flat array pod id, state, pod id, state… of the live states.
 ]]

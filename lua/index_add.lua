@@ -13,7 +13,9 @@ The pending mark protects the new entry from index_drop.lua for PENDING_MS:
 the link step must follow within STEP_MS (_write.lua refuses it later), and
 a drop must run within STEP_MS of what it observed, so a drop can never
 remove an entry whose link lands after the drop looked. Old marks are swept
-here. Returns the server time in ms (the link step's ARGV[5]).
+here.
+
+Returns the server time in ms (the link step's ARGV[5]).
 ]]
 
 local PENDING_MS = 20000

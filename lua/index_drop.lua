@@ -9,7 +9,9 @@ ARGV[3..] the uids
 
 A uid with a pending mark younger than PENDING_MS stays: a write to this pod
 may be under way. Past STEP_MS after the observation nothing is dropped (the
-observation may be outdated). Returns how many uids it dropped.
+observation may be outdated).
+
+Returns how many uids it dropped.
 ]]
 
 local PENDING_MS, STEP_MS = 20000, 10000

@@ -2,9 +2,9 @@
 
 KEYS[1]  the pod's index 'P{ns:svc}:ix:<pod>' (sorted set, score 0, uids)
 ARGV[1]  now in ms from the caller's clock, or '' to use the server's clock
-ARGV[2]  mode: 'range' (cluster: candidates only), 'list', 'count' or
-         'remove' (standalone/Sentinel: candidates checked against their links
-         in this script, stale entries dropped)
+ARGV[2]  mode: 'range' (cluster: candidates only), 'list' or 'remove'
+         (standalone/Sentinel: candidates checked against their links in this
+         script, stale entries dropped)
 ARGV[3]  start after this uid ('' = from the start)
 ARGV[4]  page size
 ARGV[5]  the service name
@@ -16,12 +16,12 @@ ARGV[9]  remove: persist seconds (-1 or 0 delete, N > 0 keep N s as temporary)
 
 Returns {next, t, ...}: next is the last uid read ('' when the index has no
 more), t the server time when the range was read; then 'range' and 'list'
-give uids (all candidates / the live ones), 'count' and 'remove' a number.
+give uids (all candidates / the live ones), 'remove' how many it removed.
 
 The non-range modes read link keys that are not in KEYS: they are built from
 the index's members. A standalone server has no slots, so this is sound there;
 on a cluster the backend uses 'range' and checks the links by slot instead.
-Uses _links.lua, sent before this script.
+Uses _links.lua and _store.lua, sent before this script.
 ]]
 
 local min = '-'
@@ -64,5 +64,5 @@ for i = 1, #uids do
     end
   end
 end
-if ARGV[2] ~= 'list' then reply[#reply + 1] = count end
+if ARGV[2] == 'remove' then reply[#reply + 1] = count end
 return reply

@@ -5,7 +5,7 @@ KEYS and ARGV[1..5] as in _write.lua, then
 ARGV[6]  the pod id, in decimal
 ARGV[7]  persist seconds: -1 permanent, N > 0 temporary for N s
 
-Replies {1, pod id, moved, t} after linking, or {0, other pod, -1, t} leaving
+Returns {1, pod id, moved, t} after linking, or {0, other pod, -1, t} leaving
 everything as it was.
 ]]
 

@@ -54,13 +54,14 @@ def _load(name: str, *preludes: str) -> scripts.Script:
     return scripts.Script.from_source(name, b"\n".join(parts))
 
 
-_SET_LINKED_POD = _load("set_linked_pod", "_links", "_write")
-_TRY_SET_LINKED_POD = _load("try_set_linked_pod", "_links", "_write")
-_SET_LINKED_POD_IF_ABSENT = _load("set_linked_pod_if_absent", "_links", "_write")
-_REMOVE_LINKED_POD = _load("remove_linked_pod", "_links", "_write")
+_SET_LINKED_POD = _load("set_linked_pod", "_links", "_store", "_write")
+_TRY_SET_LINKED_POD = _load("try_set_linked_pod", "_links", "_store", "_write")
+_SET_LINKED_POD_IF_ABSENT = _load("set_linked_pod_if_absent", "_links", "_store", "_write")
+_REMOVE_LINKED_POD = _load("remove_linked_pod", "_links", "_store", "_write")
 _GET_LINKED_PODS = _load("get_linked_pods", "_links")
 _GET_LINK_INFO = _load("get_link_info", "_links")
-_POD_PAGE = _load("pod_page", "_links")
+_POD_PAGE = _load("pod_page", "_links", "_store")
+_COUNT_PODS = _load("count_pods", "_links")
 _INDEX_ADD = _load("index_add")
 _INDEX_DROP = _load("index_drop")
 _SET_POD_STATE = _load("set_pod_state", "_states")
@@ -195,10 +196,12 @@ class RedisBackend(Backend):
 
         Standalone/Sentinel: one EVALSHA that also updates the index. Cluster:
         (1) `index_add` puts the uid in ``target``'s index — before the script
-        when ``index_first`` (the call usually links), else only if the script
-        replies that it needs it; (2) the script; (3) `index_drop` takes the
-        uid out of the pod the link left. A crash between the steps leaves the
-        index over-reporting, which readers tolerate and repair.
+        when ``index_first`` (`set_linked_pod`: it always links), else only
+        when the script replies that it would link the uid to a pod it is not
+        live on (then the script runs again); (2) the script; (3)
+        `index_drop` takes the uid out of the pod the link left. A crash
+        between the steps leaves the index over-reporting, which readers
+        tolerate and repair.
         """
         key = self._keys.link_hash(namespace, uid)
         service = service_name.encode()
@@ -231,7 +234,7 @@ class RedisBackend(Backend):
     ) -> bytes:
         reply = await _INDEX_ADD.run(
             self._client,
-            self._keys.index_keys(namespace, service_name, pod_id),
+            self._keys.index_keys(namespace, service_name, pod_id)[:3],
             (member, str(pod_id)),
         )
         return str(int(reply)).encode()
@@ -242,7 +245,7 @@ class RedisBackend(Backend):
         for start in range(0, len(members), CHUNK):
             await _INDEX_DROP.run(
                 self._client,
-                self._keys.index_keys(namespace, service_name, pod_id),
+                self._keys.index_keys(namespace, service_name, pod_id)[:3],
                 (seen, str(pod_id), *members[start : start + CHUNK]),
             )
 
@@ -327,7 +330,7 @@ class RedisBackend(Backend):
         """Link unless a live permanent link to another pod exists."""
         reply = await self._write(
             _TRY_SET_LINKED_POD, namespace, uid, service_name, pod_id,
-            (str(pod_id), str(persist_seconds)), index_first=True,
+            (str(pod_id), str(persist_seconds)), index_first=False,
         )
         return bool(int(reply[0])), int(reply[1])
 
@@ -483,7 +486,8 @@ class RedisBackend(Backend):
             member for member, pod in zip(candidates, pods, strict=True) if pod != pod_id
         ]
         if stale:
-            await self._index_drop(namespace, service_name, pod_id, seen, stale)
+            # The answer is already right; a failed clean-up only leaves them stale.
+            await self._index_drop_quietly(namespace, service_name, pod_id, seen, stale)
         return live, cursor
 
     async def pod_links_page(
@@ -501,25 +505,30 @@ class RedisBackend(Backend):
         return [_text(uid) for uid in uids], cursor
 
     async def count_pod_links(self, namespace: str, service_name: str) -> dict[int, int]:
-        """Return live links per pod: each indexed pod's index walked and checked."""
+        """Return live links per pod.
+
+        Standalone/Sentinel: one script, index sizes less their dead
+        temporary entries (O(log n) per pod). Cluster: each indexed pod's
+        index walked and every candidate checked against its link.
+        """
         pods_key = self._keys.index_keys(namespace, service_name, 0)[1]
-        pods: list[Any] = sorted(
+        if not self._cluster:
+            flat: list[Any] = await _COUNT_PODS.run(
+                self._client, (pods_key,),
+                (self._now(), self._keys.pod_index(namespace, service_name)),
+            )
+            return {int(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2)}
+        pods = sorted(
             int(pod) for pod in await self._client.execute_command("SMEMBERS", pods_key)
         )
         counts: dict[int, int] = {}
         for pod in pods:
             total, cursor = 0, None
             while True:
-                if self._cluster:
-                    live, cursor = await self._checked_page(
-                        namespace, service_name, pod, cursor, CHUNK
-                    )
-                    total += len(live)
-                else:
-                    cursor, _, rest = await self._page(
-                        namespace, service_name, pod, "count", cursor, CHUNK
-                    )
-                    total += int(rest[0])
+                live, cursor = await self._checked_page(
+                    namespace, service_name, pod, cursor, CHUNK
+                )
+                total += len(live)
                 if cursor is None:
                     break
             if total:

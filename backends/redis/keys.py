@@ -9,6 +9,8 @@ key                            holds                                       type
                                ``:state`` or ``expires:state``
 ``P{ns:svc}:ix:<pod>``         the pod index: uids linked to the pod       sorted set
                                (score 0; may over-report, never under)
+``P{ns:svc}:ixt:<pod>``        standalone: the temporary links among the   sorted set
+                               pod's index entries (score: expiry)
 ``P{ns:svc}:ixp``              the pods of the service that have an index  set
 ``P{ns:svc}:ixw``              cluster only: pending index steps           sorted set
 ``P{ns}:workload``             the workload states, service → state        hash
@@ -83,9 +85,14 @@ class KeyLayout:
         return self._key(f"{encode(namespace)}:{encode(service_name)}", "ix")
 
     def index_keys(self, namespace: str, service_name: str, pod_id: int) -> tuple[bytes, ...]:
-        """Return the pod's index, the service's indexed pods and its pending steps (one slot)."""
+        """Return the keys of one pod's index, all in one slot.
+
+        In order: the pod's index, the service's indexed pods, the service's
+        pending steps (cluster), the pod's temporary entries (standalone).
+        """
         ix = self.pod_index(namespace, service_name)
-        return (ix + b":" + str(pod_id).encode(), ix + b"p", ix + b"w")
+        pod = str(pod_id).encode()
+        return (ix + b":" + pod, ix + b"p", ix + b"w", ix + b"t:" + pod)
 
     def pod_states(self, namespace: str, service_name: str) -> bytes:
         """Key of the hash pod id → state of one service."""

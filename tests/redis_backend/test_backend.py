@@ -51,33 +51,64 @@ async def _server_ms(raw: Redis) -> int:
 
 async def test_server_clock_lets_redis_expire_temporary_links(redis_url: str, raw: Redis) -> None:
     backend = scratch_backend(redis_url)
-    key = backend.keys.link(NS, "u", SVC)
+    key = backend.keys.link_hash(NS, "u")
     async with StatefulExecutor(backend) as ex:
         await ex.set_linked_pod(NS, "u", SVC, 4, 100)
-        value = await raw.get(key)
+        value = await raw.hget(key, SVC)
         assert isinstance(value, bytes)
-        pod, _, expires = value.decode().partition(":")
+        pod, updated, expires = value.decode().split(":")
         assert pod == "4"
-        # The expiry comes from the server's clock, and Redis holds the same instant.
+        # Both times come from the server's clock, and Redis holds the same instant.
         assert abs(int(expires) - (await _server_ms(raw) + 100_000)) < 2_000
+        assert int(expires) - int(updated) == 100_000
         assert await raw.pexpiretime(key.decode()) == int(expires)
+        # A second, longer temporary link: the hash lives as long as its latest link.
+        await ex.set_linked_pod(NS, "u", "other", 1, 200)
+        other_value = await raw.hget(key, "other")
+        assert isinstance(other_value, bytes)
+        other = other_value.decode().split(":")[2]
+        assert await raw.pexpiretime(key.decode()) == int(other)
         await ex.set_linked_pod_if_absent(NS, "u", SVC, 9, -1)  # refresh to permanent
-        assert await raw.get(key) == b"4" and await raw.pttl(key) == -1
+        refreshed = await raw.hget(key, SVC)
+        assert isinstance(refreshed, bytes) and refreshed.startswith(b"4:")
+        assert await raw.pttl(key) == -1  # a permanent link: no native expiry
         await ex.remove_linked_pod(NS, "u", SVC, 30)  # persist window
-        assert 28_000 < await raw.pttl(key) <= 30_000
+        assert 190_000 < await raw.pttl(key) <= 200_000  # "other" lives longer
 
 
 async def test_server_clock_expiry_in_real_time(redis_url: str, raw: Redis) -> None:
     backend = scratch_backend(redis_url)
-    key = backend.keys.link(NS, "u", SVC)
+    key = backend.keys.link_hash(NS, "u")
     async with StatefulExecutor(backend) as ex:
         await ex.set_linked_pod(NS, "u", SVC, 4, 1)
         assert await ex.get_linked_pod(NS, "u", SVC) == 4
         await asyncio.sleep(1.05)
         assert await ex.get_linked_pod(NS, "u", SVC) is None
         assert await ex.batch_get_linked_pod(NS, ["u"], SVC) == {}
+        assert await ex.count_pod_links(NS, SVC) == {}
+        assert [uid async for uid in ex.pod_links(NS, SVC, 4)] == []
         assert await ex.set_linked_pod(NS, "v", SVC, 1, -1) is None
         assert await raw.exists(key) == 0  # reclaimed by Redis itself
+        # ... and the stale index entry the reads met is gone too.
+        assert await raw.zcard(backend.keys.index_keys(NS, SVC, 4)[0]) == 0
+
+
+async def test_server_clock_heartbeat_expires_with_the_hash(redis_url: str, raw: Redis) -> None:
+    backend = scratch_backend(redis_url)
+    key = backend.keys.pod_states(NS, SVC)
+    async with StatefulExecutor(backend) as ex:
+        await ex.set_service_state(NS, SVC, 1, "ready", ttl_seconds=1)
+        await ex.set_service_state(NS, SVC, 2, "ready", ttl_seconds=100)
+        assert 99_000 < await raw.pttl(key) <= 100_000
+        await ex.set_service_state(NS, SVC, 3, "draining")
+        assert await raw.pttl(key) == -1
+        await asyncio.sleep(1.05)
+        assert await ex.get_service_state(NS, SVC) == {2: "ready", 3: "draining"}
+        assert await ex.remove_service_state(NS, SVC, 1) is False
+        assert await ex.remove_service_state(NS, SVC, 3) is True
+        assert 97_000 < await raw.pttl(key) <= 100_000  # only a heartbeat left
+        await ex.set_service_state(NS, SVC, 2, "ready", ttl_seconds=50)
+        assert 49_000 < await raw.pttl(key) <= 50_000
 
 
 async def test_explicit_clock_is_followed_without_native_expiry(
@@ -85,10 +116,10 @@ async def test_explicit_clock_is_followed_without_native_expiry(
 ) -> None:
     clock = ManualClock(start_ms=0)  # 1970: far behind the server's clock
     backend = scratch_backend(redis_url, clock)
-    key = backend.keys.link(NS, "u", SVC)
+    key = backend.keys.link_hash(NS, "u")
     async with StatefulExecutor(backend) as ex:
         await ex.set_linked_pod(NS, "u", SVC, 4, 5)
-        assert await raw.get(key) == b"4:5000" and await raw.pttl(key) == -1
+        assert await raw.hget(key, SVC) == b"4:0:5000" and await raw.pttl(key) == -1
         clock.advance_ms(4_999)
         assert await ex.get_linked_pod(NS, "u", SVC) == 4
         clock.advance_ms(1)  # exactly at the expiry instant: gone
@@ -98,14 +129,30 @@ async def test_explicit_clock_is_followed_without_native_expiry(
         assert await raw.exists(key) == 0  # a write reclaims a dead link
 
 
+async def test_writes_drop_the_dead_links_of_other_services(redis_url: str, raw: Redis) -> None:
+    clock = ManualClock(start_ms=1_000)
+    backend = scratch_backend(redis_url, clock)
+    key = backend.keys.link_hash(NS, "u")
+    async with StatefulExecutor(backend) as ex:
+        await ex.set_linked_pod(NS, "u", "a", 1, 5)
+        await ex.set_linked_pod(NS, "u", "b", 2, 10)
+        clock.advance(5)
+        await ex.set_linked_pod(NS, "u", "c", 3, -1)
+        assert sorted(await raw.hkeys(key)) == [b"b", b"c"]
+
+
 async def test_far_future_clock_formats_milliseconds_exactly(redis_url: str, raw: Redis) -> None:
     clock = ManualClock(start_ms=4_102_444_800_123)  # year 2100, 13 digits
     backend = scratch_backend(redis_url, clock)
     async with StatefulExecutor(backend) as ex:
         await ex.set_linked_pod(NS, "u", SVC, 2**31 - 1, 315_360_000)
-        value = await raw.get(backend.keys.link(NS, "u", SVC))
-        assert value == f"{2**31 - 1}:{4_102_444_800_123 + 315_360_000_000}".encode()
+        value = await raw.hget(backend.keys.link_hash(NS, "u"), SVC)
+        now = 4_102_444_800_123
+        assert value == f"{2**31 - 1}:{now}:{now + 315_360_000_000}".encode()
         assert await ex.get_linked_pod(NS, "u", SVC) == 2**31 - 1
+        info = await ex.get_link_info(NS, "u", SVC)
+        assert info is not None and info.updated_at_ms == now
+        assert info.expires_at_ms == now + 315_360_000_000
 
 
 # -- identifiers and batches ---------------------------------------------------------
@@ -187,10 +234,10 @@ async def test_timeout_is_unavailable() -> None:
 async def test_server_error_is_backend_error(redis_url: str, raw: Redis) -> None:
     backend = scratch_backend(redis_url)
     async with StatefulExecutor(backend) as ex:
-        await raw.rpush(backend.keys.link(NS, "u", SVC), "not a link")
+        await raw.rpush(backend.keys.link_hash(NS, "u"), "not a link")
         calls: list[Callable[[], Awaitable[object]]] = [
-            lambda: ex.get_linked_pod_if_persist(NS, "u", SVC),  # GET: WRONGTYPE
-            lambda: ex.set_linked_pod(NS, "u", SVC, 1, -1),  # GET inside the script
+            lambda: ex.get_linked_pod_if_persist(NS, "u", SVC),  # HGET: WRONGTYPE
+            lambda: ex.set_linked_pod(NS, "u", SVC, 1, -1),  # HGET inside the script
         ]
         for call in calls:
             with pytest.raises(BackendError) as caught:
@@ -326,5 +373,23 @@ async def test_sentinel_url(redis_sentinel: SentinelProcesses) -> None:
         assert await ex.set_linked_pod(NS, "u", SVC, 1, -1) is None
         assert await ex.try_set_linked_pod(NS, "u", SVC, 2, 60) == (False, 1)
         assert await ex.get_link_service(NS, "u") == {SVC: 1}
+        # The pod operations take the standalone path (index kept inside the scripts).
+        await ex.set_service_state(NS, SVC, 2, "ready", ttl_seconds=60)
+        assert await ex.place_linked_pod(NS, "v", SVC, -1) == 2
+        assert await ex.count_pod_links(NS, SVC) == {1: 1, 2: 1}
+        assert [uid async for uid in ex.pod_links(NS, SVC, 2)] == ["v"]
+        assert await ex.remove_pod_links(NS, SVC, 2, 0) == 1
+        assert await ex.remove_service_state(NS, SVC, 2) is True
     async with Redis(port=redis_sentinel.master.port) as master:
-        assert await master.dbsize() == 2  # the link and the uid's permanent links
+        assert await master.dbsize() == 3  # the uid's links, the pod index, its pods
+
+
+async def test_pod_states_written_before_heartbeats_still_read(redis_url: str, raw: Redis) -> None:
+    backend = scratch_backend(redis_url)
+    async with StatefulExecutor(backend) as ex:
+        await raw.hset(backend.keys.pod_states(NS, SVC), "1", "ready")  # the former format
+        assert await ex.get_service_state(NS, SVC) == {1: "ready"}
+        await ex.set_service_state(NS, SVC, 2, "draining", ttl_seconds=60)
+        assert await ex.get_service_state(NS, SVC) == {1: "ready", 2: "draining"}
+        assert await raw.pttl(backend.keys.pod_states(NS, SVC)) == -1  # 1 is permanent
+        assert await ex.remove_service_state(NS, SVC, 1) is True

@@ -36,44 +36,55 @@ def parse(key: bytes, prefix: str) -> tuple[str, ...]:
     text = key.decode()
     assert text.startswith(prefix + "{")
     tag, _, rest = text[len(prefix) + 1 :].partition("}")
-    kind, _, tail = rest.removeprefix(":").partition(":")
     parts = [_decode(p) for p in tag.split(":")]
+    if not rest:
+        return ("links", *parts)  # the uid's hash: nothing after the tag
+    kind, _, tail = rest.removeprefix(":").partition(":")
     if tail:
         parts.append(_decode(tail))
     return (kind, *parts)
 
 
-@given(prefixes, identifiers, identifiers, identifiers)
-def test_every_key_reads_back_to_its_tuple(prefix: str, ns: str, uid: str, svc: str) -> None:
+@given(prefixes, identifiers, identifiers, identifiers, st.integers(0, 2**31 - 1))
+def test_every_key_reads_back_to_its_tuple(
+    prefix: str, ns: str, uid: str, svc: str, pod: int
+) -> None:
     keys = KeyLayout(prefix)
-    assert parse(keys.link(ns, uid, svc), prefix) == ("link", ns, uid, svc)
-    assert keys.links(ns, [uid, ns], svc) == [keys.link(ns, uid, svc), keys.link(ns, ns, svc)]
-    assert parse(keys.permanent_links(ns, uid), prefix) == ("perm", ns, uid)
+    assert parse(keys.link_hash(ns, uid), prefix) == ("links", ns, uid)
+    assert keys.link_hashes(ns, [uid, ns]) == [keys.link_hash(ns, uid), keys.link_hash(ns, ns)]
+    assert keys.link_hash(ns, uid) == f"{keys.link_head(ns)}{encode(uid)}}}".encode()
     assert parse(keys.pod_states(ns, svc), prefix) == ("pods", ns, svc)
     assert parse(keys.workload_states(ns), prefix) == ("workload", ns)
+    index, pods, pending, temporary = keys.index_keys(ns, svc, pod)
+    assert parse(index, prefix) == ("ix", ns, svc, str(pod))
+    assert parse(pods, prefix) == ("ixp", ns, svc)
+    assert parse(pending, prefix) == ("ixw", ns, svc)
+    assert parse(temporary, prefix) == ("ixt", ns, svc, str(pod))
+    assert index.startswith(keys.pod_index(ns, svc) + b":")
 
 
-@given(prefixes, identifiers, identifiers, identifiers, identifiers)
-def test_a_uids_keys_share_one_slot(prefix: str, ns: str, uid: str, a: str, b: str) -> None:
+@given(prefixes, identifiers, identifiers, identifiers)
+def test_a_services_keys_share_one_slot(prefix: str, ns: str, uid: str, svc: str) -> None:
     keys = KeyLayout(prefix)
-    slot = slot_of(keys.permanent_links(ns, uid))
-    assert slot_of(keys.link(ns, uid, a)) == slot == slot_of(keys.link(ns, uid, b))
+    slot = slot_of(keys.pod_states(ns, svc))
+    assert {slot_of(key) for key in keys.index_keys(ns, svc, 7)} == {slot}
     # The hash tag is exactly the encoded (namespace, uid), whatever the identifiers hold.
-    assert slot == slot_of(f"{{{encode(ns)}:{encode(uid)}}}".encode())
+    assert slot_of(keys.link_hash(ns, uid)) == slot_of(f"{{{encode(ns)}:{encode(uid)}}}".encode())
 
 
 def test_known_aliases_stay_apart() -> None:
     keys = KeyLayout("p:")
     pairs = [
-        (("a", "b:c", "s"), ("a:b", "c", "s")),
-        (("a", "b", "c:s"), ("a", "b:c", "s")),
-        (("{a}", "c", "s"), ("a", "c", "s")),
-        (("a", "%3A", "s"), ("a", ":", "s")),
+        (("a", "b:c"), ("a:b", "c")),
+        (("{a}", "c"), ("a", "c")),
+        (("a", "%3A"), ("a", ":")),
     ]
     for first, second in pairs:
-        assert keys.link(*first) != keys.link(*second)
-    assert keys.link("a", "b", "s") == b"p:{a:b}:link:s"
-    assert keys.link("n:{x}", "u%", "s}") == b"p:{n%3A%7Bx%7D:u%25}:link:s%7D"
+        assert keys.link_hash(*first) != keys.link_hash(*second)
+    assert keys.link_hash("a", "b") == b"p:{a:b}"
+    assert keys.link_hash("n:{x}", "u%") == b"p:{n%3A%7Bx%7D:u%25}"
+    # A uid named like a service never meets that service's keys: they have a suffix.
+    assert keys.link_hash("a", "s") != keys.pod_states("a", "s")
 
 
 @pytest.mark.parametrize("prefix", ["a{", "}", "x{y}", "\x00"])

@@ -10,7 +10,7 @@ to see the table.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -18,6 +18,7 @@ from redis.asyncio.connection import AbstractConnection
 
 from stateful import StatefulExecutor
 from stateful.backends.redis import CHUNK, RedisBackend
+from stateful.backends.redis.client import _CancelSafeSend
 from tests.redis_backend.monitor import CommandLog, Received
 from tests.redis_backend.scratch import scratch_backend
 
@@ -31,7 +32,14 @@ OPERATIONS: list[tuple[str, Operation]] = [
     ("get_service_state", lambda ex: ex.get_service_state(NS, SVC)),
     ("set_workload_state", lambda ex: ex.set_workload_state(NS, SVC, "stable")),
     ("get_workload_state", lambda ex: ex.get_workload_state(NS, [SVC, "b", "c"])),
+    ("set_service_state (heartbeat)",
+     lambda ex: ex.set_service_state(NS, SVC, 2, "ready", ttl_seconds=30)),
+    ("remove_service_state", lambda ex: ex.remove_service_state(NS, SVC, 2)),
     ("set_linked_pod", lambda ex: ex.set_linked_pod(NS, UID, SVC, 3, -1)),
+    ("get_link_info", lambda ex: ex.get_link_info(NS, UID, SVC)),
+    ("place_linked_pod (linked)", lambda ex: ex.place_linked_pod(NS, UID, SVC, -1)),
+    ("pod_links", lambda ex: _collect(ex.pod_links(NS, SVC, 3))),
+    ("count_pod_links", lambda ex: ex.count_pod_links(NS, SVC)),
     ("try_set_linked_pod", lambda ex: ex.try_set_linked_pod(NS, UID, SVC, 4, 60)),
     ("set_linked_pod_if_absent", lambda ex: ex.set_linked_pod_if_absent(NS, UID, SVC, 5, 60)),
     ("get_linked_pod", lambda ex: ex.get_linked_pod(NS, UID, SVC)),
@@ -40,8 +48,31 @@ OPERATIONS: list[tuple[str, Operation]] = [
     ("remove_linked_pod", lambda ex: ex.remove_linked_pod(NS, UID, SVC, 30)),
     ("remove_linked_pod_with_id", lambda ex: ex.remove_linked_pod_with_id(NS, UID, SVC, 0, 3)),
     ("get_link_service", lambda ex: ex.get_link_service(NS, UID)),
+    ("set_linked_pod (relink)", lambda ex: ex.set_linked_pod(NS, UID, SVC, 3, 60)),
+    ("remove_pod_links", lambda ex: ex.remove_pod_links(NS, SVC, 3, 0)),
 ]
-SINGLE_KEY = {name for name, _ in OPERATIONS} - {"batch_get_linked_pod", "get_workload_state"}
+SINGLE_KEY = {name for name, _ in OPERATIONS} - {
+    "batch_get_linked_pod", "get_workload_state", "count_pod_links", "remove_pod_links"
+}
+# (count_pod_links is one command on a standalone server, a walk on a cluster.)
+#: On a cluster a write that may move a link keeps the pod index in other
+#: steps (index_add before, index_drop after); what each write sends there in
+#: this sequence (the link is created, kept, made temporary, deleted).
+CLUSTER_WRITES = {
+    "set_linked_pod": ["EVALSHA", "EVALSHA"],  # index_add, link (created)
+    "try_set_linked_pod": ["EVALSHA"],  # refused: a permanent link to 3
+    "set_linked_pod_if_absent": ["EVALSHA"],  # kept
+    "place_linked_pod (linked)": ["EVALSHA"],  # kept
+    "remove_linked_pod": ["EVALSHA"],  # made temporary, same pod
+    "remove_linked_pod_with_id": ["EVALSHA", "EVALSHA"],  # deleted, index_drop
+    "set_linked_pod (relink)": ["EVALSHA", "EVALSHA"],  # index_add, link (created)
+}
+
+
+async def _collect(uids: AsyncIterator[str]) -> list[str]:
+    return [uid async for uid in uids]
+
+
 MANY_UIDS = [f"user:{{{i}}}" for i in range(MANY)]
 BATCHES: list[tuple[str, Operation]] = [
     ("get_workload_state", lambda ex: ex.get_workload_state(NS, MANY_UIDS)),
@@ -50,17 +81,33 @@ BATCHES: list[tuple[str, Operation]] = [
 
 
 class SendCounter:
-    """Counts socket writes (one per command or per pipeline) of all redis-py connections."""
+    """Counts socket writes (one per command or per pipeline) of all redis-py connections.
+
+    Our URL clients use cancel-safe connection classes (`client._CancelSafeSend`)
+    that may write without calling redis-py's own send: both are wrapped, and a
+    send is counted once even when one calls the other.
+    """
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.count = 0
-        original = AbstractConnection.send_packed_command
+        for cls in (AbstractConnection, _CancelSafeSend):
+            original = cls.__dict__["send_packed_command"]
 
-        async def counting(connection: AbstractConnection, *args: Any, **kwargs: Any) -> None:
-            self.count += 1
-            await original(connection, *args, **kwargs)
+            async def counting(
+                connection: AbstractConnection, *args: Any, _original: Any = original,
+                **kwargs: Any,
+            ) -> None:
+                outer = not getattr(connection, "_stateful_counting", False)
+                if outer:
+                    self.count += 1
+                    connection._stateful_counting = True  # type: ignore[attr-defined]
+                try:
+                    await _original(connection, *args, **kwargs)
+                finally:
+                    if outer:
+                        connection._stateful_counting = False  # type: ignore[attr-defined]
 
-        monkeypatch.setattr(AbstractConnection, "send_packed_command", counting)
+            monkeypatch.setattr(cls, "send_packed_command", counting)
 
     def take(self) -> int:
         count, self.count = self.count, 0
@@ -112,7 +159,10 @@ async def test_standalone_round_trips(redis_url: str, monkeypatch: pytest.Monkey
     for name in SINGLE_KEY:
         received, sends = results[name]
         assert len(received) == 1 and sends == 1, (name, received)
-        assert received[0].name in ("EVALSHA", "GET", "HGETALL"), (name, received)
+        assert received[0].name in ("EVALSHA", "HGET", "HGETALL"), (name, received)
+    # The index is kept inside the link scripts; a page of a pod is one script.
+    assert [c.name for c in results["count_pod_links"][0]] == ["EVALSHA"]
+    assert [c.name for c in results["remove_pod_links"][0]] == ["EVALSHA"]
     for name in ("batch_get_linked_pod", "get_workload_state"):
         received, sends = results[name]
         assert len(received) == 1 and sends == 1, (name, received)
@@ -125,9 +175,18 @@ async def test_cluster_round_trips(
     redis_cluster_url: str, redis_cluster_ports: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     results = await _measure(redis_cluster_url, redis_cluster_ports, monkeypatch, "cluster")
-    for name in SINGLE_KEY:
+    for name in SINGLE_KEY - {"pod_links"}:
         received, sends = results[name]
-        assert len(received) == 1 and sends == 1, (name, received)
+        expected = CLUSTER_WRITES.get(name, [received[0].name])
+        assert [c.name for c in received] == expected and sends == len(expected), (name, received)
+        assert len(expected) > 1 or received[0].name in ("EVALSHA", "HGET", "HGETALL"), name
+    # A page: candidates from the index, then their links checked (one slot here).
+    assert [c.name for c in results["pod_links"][0]] == ["EVALSHA", "EVALSHA"]
+    # (MONITOR logs are read node by node: compare without order.)
+    counted = sorted(c.name for c in results["count_pod_links"][0])
+    assert counted == ["EVALSHA", "EVALSHA", "SMEMBERS"]
+    # remove_pod_links: candidates, their removals, one index_drop.
+    assert [c.name for c in results["remove_pod_links"][0]] == ["EVALSHA"] * 3
     # One command per hash slot touched; one pipeline write per node.
     received, sends = results[f"batch_get_linked_pod ({MANY} keys)"]
     assert all(c.name == "EVALSHA" for c in received)

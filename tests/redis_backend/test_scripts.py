@@ -26,7 +26,7 @@ def _port(url: str) -> int:
 def test_every_script_documents_keys_argv_and_return() -> None:
     # files starting with "_" are preludes, sent before the scripts that use them
     scripts = sorted(p for p in resource_dir("lua").glob("*.lua") if not p.name.startswith("_"))
-    assert len(scripts) == 6
+    assert len(scripts) == 14
     for path in scripts:
         header = path.read_text().split("]]", 1)[0]
         assert header.startswith(f"--[[ {path.stem}"), path.name
@@ -57,6 +57,23 @@ async def _exercise_after_flushes(executor: StatefulExecutor, ports: list[int]) 
     await _flush_scripts(ports)
     await executor.set_workload_state(NS, SVC, "stable")
     assert await executor.get_workload_state(NS, [SVC]) == {SVC: "stable"}
+    await _flush_scripts(ports)
+    await executor.set_service_state(NS, SVC, 8, "ready", ttl_seconds=60)
+    await _flush_scripts(ports)
+    assert await executor.get_service_state(NS, SVC) == {8: "ready"}
+    await _flush_scripts(ports)
+    assert await executor.place_linked_pod(NS, UIDS[2], SVC, -1) == 8
+    await _flush_scripts(ports)
+    assert [uid async for uid in executor.pod_links(NS, SVC, 8)] == sorted(UIDS[1:3])
+    await _flush_scripts(ports)
+    assert await executor.count_pod_links(NS, SVC) == {8: 2}
+    await _flush_scripts(ports)
+    info = await executor.get_link_info(NS, UIDS[2], SVC)
+    assert info is not None and info.pod_id == 8 and info.permanent
+    await _flush_scripts(ports)
+    assert await executor.remove_pod_links(NS, SVC, 8, 0) == 2
+    await _flush_scripts(ports)
+    assert await executor.remove_service_state(NS, SVC, 8) is True
 
 
 async def test_flushed_script_cache_is_recovered_standalone(redis_url: str) -> None:
