@@ -47,6 +47,10 @@ T = TypeVar("T")
 DEFAULT_MAX_ATTEMPTS = 12
 DEFAULT_PURGE_BATCH_SIZE = 1000
 
+#: Seconds `SQLBackend.aclose` lets idle connections close politely before it
+#: drops the rest (a stalled server never acknowledges a goodbye).
+CLOSE_GRACE = 2.0
+
 
 def _backoff(attempt: int) -> float:
     # Full jitter, 2 ms doubling up to 100 ms: contenders spread out quickly.
@@ -191,7 +195,7 @@ class SQLBackend(Backend):
         """
         await self._ready()
         if single is None:
-            single = operation in self._dialect.single_statement
+            single = self._dialect.is_single(operation)
 
         clock = self._clock
 
@@ -551,7 +555,13 @@ class SQLBackend(Backend):
                 logger.debug("stateful: purged %d expired links", deleted)
 
     async def aclose(self) -> None:
-        """Stop the purge task; dispose the engine if this backend created it."""
+        """Stop the purge task; dispose the engine if this backend created it.
+
+        Idle connections get `CLOSE_GRACE` seconds to close politely; past
+        that, or as soon as this is cancelled (the executor bounds it), every
+        connection still in the pool is dropped at once (socket closed, no
+        goodbye), so a stalled server cannot hold the close.
+        """
         if self._closed:
             return
         self._closed = True
@@ -559,8 +569,35 @@ class SQLBackend(Backend):
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-        if self._dispose_engine:
-            await self._engine.dispose()
+        if not self._dispose_engine:
+            return
+        pool = self._engine.sync_engine.pool
+        try:
+            async with asyncio.timeout(CLOSE_GRACE):
+                await self._engine.dispose()
+        except TimeoutError:
+            logger.warning("stateful: SQL connections did not close in %s s; dropped", CLOSE_GRACE)
+            _drop_idle_connections(pool)
+        except BaseException:
+            _drop_idle_connections(pool)
+            raise
+
+
+def _drop_idle_connections(pool: Any) -> None:
+    """Close the sockets of the connections idle in ``pool`` without a word to the server."""
+    queue = getattr(getattr(pool, "_pool", None), "queue", None)
+    if queue is None:  # a pool without idle connections to drop (NullPool, StaticPool...)
+        return
+    while queue:
+        record = queue.pop()
+        connection = getattr(record, "dbapi_connection", None)
+        if connection is None:
+            continue
+        try:
+            # Outside a greenlet, SQLAlchemy's adapters close the socket at once.
+            pool._dialect.do_terminate(connection)
+        except Exception:  # dropping what is left: one failure must not stop it
+            logger.debug("stateful: dropping a SQL connection failed", exc_info=True)
 
 
 def from_url(url: str, *, clock: Clock | None = None, **options: Any) -> SQLBackend:

@@ -171,7 +171,7 @@ def test_cli_migrates_and_purges(
 ) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path}/cli.db"
     assert cli.main(["migrate", "--table-prefix", "cli_", url]) == 0
-    assert f"schema revision {head_revision()}" in capsys.readouterr().out
+    assert f"schema at revision {head_revision()}" in capsys.readouterr().out
     assert cli.main(["purge", "--table-prefix", "cli_", url]) == 0
     assert "purged 0 expired links" in capsys.readouterr().out
 

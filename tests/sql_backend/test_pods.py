@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import text
 
-from stateful import ManualClock
+from stateful import ManualClock, StatefulExecutor
 from stateful.backends.sql import SQLBackend, from_url
 from tests.sql_backend import endpoints
 
@@ -138,29 +138,29 @@ async def test_link_info_updated_at_follows_the_contract(
 
 async def test_pod_pages_and_counts(backend: SQLBackend, clock: ManualClock) -> None:
     ns = _ns()
-    on_pod = {f"user-{i}" for i in range(1, 2501)}
-    for uid in sorted(on_pod):
-        await backend.set_linked_pod(ns, uid, "svc", 4, -1)
-    for i in range(300):  # other pods, another service, a short-lived link: left out
-        await backend.set_linked_pod(ns, f"other-{i}", "svc", 5 + i % 3, -1)
-        await backend.set_linked_pod(ns, f"user-{i + 1}", "elsewhere", 4, -1)
+    on_pod = {f"user-{i}" for i in range(1, 1501)}
+    await asyncio.gather(*(backend.set_linked_pod(ns, uid, "svc", 4, -1) for uid in on_pod))
+    # Other pods, another service, a short-lived link: left out.
+    await asyncio.gather(
+        *(backend.set_linked_pod(ns, f"other-{i}", "svc", 5 + i % 3, -1) for i in range(300)),
+        *(backend.set_linked_pod(ns, f"user-{i + 1}", "elsewhere", 4, -1) for i in range(300)),
+    )
     await backend.set_linked_pod(ns, "brief", "svc", 4, 1)
     await backend.set_linked_pod(_ns(), "user-1", "svc", 4, -1)  # another namespace
     clock.advance(1)
 
     walked = await _walk(backend, ns, "svc", 4, 1000)
     assert len(walked) == len(on_pod) and set(walked) == on_pod
-    assert await _walk(backend, ns, "svc", 4, 7) == walked  # same stable order, any page size
+    assert await _walk(backend, ns, "svc", 4, 97) == walked  # same stable order, any page size
     assert await _walk(backend, ns, "svc", 99, 10) == []
-    assert await backend.count_pod_links(ns, "svc") == {4: 2500, 5: 100, 6: 100, 7: 100}
+    assert await backend.count_pod_links(ns, "svc") == {4: 1500, 5: 100, 6: 100, 7: 100}
     assert await backend.count_pod_links(ns, "nothing") == {}
 
 
 async def test_a_walk_sees_links_present_throughout_exactly_once(backend: SQLBackend) -> None:
     ns = _ns()
     stay = {f"stay-{i}" for i in range(400)}
-    for uid in sorted(stay):
-        await backend.set_linked_pod(ns, uid, "svc", 1, -1)
+    await asyncio.gather(*(backend.set_linked_pod(ns, uid, "svc", 1, -1) for uid in stay))
     seen: list[str] = []
     cursor: str | None = None
     for step in range(1000):
@@ -180,8 +180,7 @@ async def test_remove_pod_links_pages_as_remove_with_id(
     backend: SQLBackend, clock: ManualClock
 ) -> None:
     ns = _ns()
-    for i in range(1200):
-        await backend.set_linked_pod(ns, f"u{i}", "svc", 2, -1)
+    await asyncio.gather(*(backend.set_linked_pod(ns, f"u{i}", "svc", 2, -1) for i in range(1200)))
     await backend.set_linked_pod(ns, "keep", "svc", 3, -1)
     removed = 0
     cursor: str | None = None
@@ -245,3 +244,48 @@ async def test_pod_queries_use_the_pod_index(backend: SQLBackend) -> None:
             plan = (await conn.execute(text(explain + query))).all()
             assert f"ix_{links}_pod" in repr(plan), plan
             assert "Seq Scan" not in repr(plan) and "SCAN " + links not in repr(plan), plan
+
+
+async def test_racing_set_linked_pod_reports_a_chain_of_previous_pods(
+    sql_url: str, backend: SQLBackend
+) -> None:
+    """set_linked_pod from 4 engines on one new link: each call's "previous" is the pod of
+    exactly one other call (a total order), the first sees None, the last one stays."""
+    backends = [backend] + [
+        from_url(sql_url, table_prefix=endpoints.PREFIX, clock=backend._clock) for _ in range(3)
+    ]
+    try:
+        for round_ in range(6):
+            ns = _ns()
+            pods = list(range(16))
+            previous = await asyncio.gather(
+                *(
+                    backends[pod % 4].set_linked_pod(ns, f"u{round_}", "svc", pod, -1)
+                    for pod in pods
+                )
+            )
+            final = await backend.get_linked_pod(ns, f"u{round_}", "svc")
+            assert previous.count(None) == 1
+            assert sorted(p for p in previous if p is not None) == [p for p in pods if p != final]
+    finally:
+        for other in backends[1:]:
+            await other.aclose()
+
+
+async def test_through_the_executor_a_drain_and_a_placement(sql_url: str) -> None:
+    """What a router does, on the public API: heartbeats, placement, walk, drain."""
+    ns = _ns()
+    async with StatefulExecutor(from_url(sql_url, table_prefix=endpoints.PREFIX)) as ex:
+        for pod in range(3):
+            await ex.set_service_state(ns, "svc", pod, "ready", ttl_seconds=30)
+        placed = [await ex.place_linked_pod(ns, f"u{i}", "svc", -1) for i in range(30)]
+        assert sorted(placed.count(pod) for pod in range(3)) == [10, 10, 10]
+        assert await ex.count_pod_links(ns, "svc") == {0: 10, 1: 10, 2: 10}
+        walked = [uid async for uid in ex.pod_links(ns, "svc", 1, page_size=3)]
+        assert sorted(walked) == sorted(f"u{i}" for i, pod in enumerate(placed) if pod == 1)
+        await ex.set_service_state(ns, "svc", 1, "draining")
+        assert await ex.remove_pod_links(ns, "svc", 1, 0) == 10
+        assert await ex.count_pod_links(ns, "svc") == {0: 10, 2: 10}
+        assert await ex.remove_service_state(ns, "svc", 1) is True
+        # A drained user comes back: placed on a ready pod, the least loaded.
+        assert await ex.place_linked_pod(ns, walked[0], "svc", -1) in (0, 2)

@@ -185,7 +185,9 @@ def test_bad_urls_and_options_are_validation_errors(
     url: str, options: dict[str, Any], argument: str
 ) -> None:
     with pytest.raises(stateful.ValidationError) as caught:
-        stateful.connect(url, **options)
+        # The SQL backend's own checks. (stateful.connect first asks the registry,
+        # which reports a missing psycopg2 as a missing package, not a sync driver.)
+        from_url(url, **options)
     assert caught.value.argument == argument
 
 
@@ -196,3 +198,12 @@ async def test_an_unreachable_server_is_backend_unavailable(scheme: str) -> None
     async with stateful.connect(f"{scheme}:{free_port()}/db") as ex:
         with pytest.raises(stateful.BackendUnavailable):
             await ex.get_linked_pod("ns", "u", "svc")
+
+
+async def test_a_sqlite_file_that_cannot_be_opened_is_named(tmp_path: Any) -> None:
+    missing = tmp_path / "no such dir" / "stateful.db"
+    async with stateful.connect(f"sqlite+aiosqlite:///{missing}") as executor:
+        with pytest.raises(stateful.BackendUnavailable) as caught:
+            await executor.get_linked_pod("ns", "u", "svc")
+    message = str(caught.value)
+    assert str(missing) in message and "does not exist" in message, message

@@ -18,7 +18,7 @@ def test_installed_wheel_migrates_sqlite_from_outside_the_repo(
     database = installed_wheel.workdir / "migrated.db"
     url = f"sqlite+aiosqlite:///{database}"
     result = installed_wheel.run(str(installed_wheel.script("stateful")), "migrate", url)
-    assert f"is at schema revision {head_revision()}" in result.stdout
+    assert f"schema at revision {head_revision()}" in result.stdout
     with sqlite3.connect(database) as conn:
         tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
         version = conn.execute("SELECT version_num FROM stateful_alembic_version").fetchone()

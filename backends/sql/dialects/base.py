@@ -48,9 +48,13 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import greenlet_spawn
+
+from stateful.backend import waiting_for_connection
+from stateful.errors import PoolExhausted
 
 from ..engines import in_autocommit, uses_single_connection
 from ..errors import RetryTransaction
@@ -336,10 +340,24 @@ class Dialect:
         """Return the lock a transaction must hold before it takes a connection, if any."""
         return self.turn
 
+    def checkout(self, engine: Engine) -> Connection:
+        """Take a connection from ``engine``'s pool, waiting at most its ``pool_timeout``.
+
+        The wait is marked (`stateful.backend.waiting_for_connection`), so an
+        executor timeout there is `PoolExhausted`; so is the pool's own limit.
+        """
+        try:
+            with waiting_for_connection():
+                return engine.connect()
+        except sa_exc.TimeoutError as exc:
+            raise PoolExhausted(
+                f"no connection of the SQL pool became free in time ({exc}); nothing was sent"
+            ) from exc
+
     @contextmanager
     def open(self, *, write: bool, single: bool) -> Iterator[Connection]:
         """Check out a connection and frame the transaction (see the two modes above)."""
-        with self.sync_engine.connect() as conn:
+        with self.checkout(self.sync_engine) as conn:
             if not self.explicit:
                 self.managed_begin(conn, write=write, single=single)
                 yield conn
@@ -410,6 +428,10 @@ class Dialect:
         if size is None:
             return [list(keys)]
         return [list(keys[i : i + size]) for i in range(0, len(keys), size)]
+
+    def is_single(self, operation: str) -> bool:
+        """Tell whether ``operation`` is one statement here (see `single_statement`)."""
+        return operation in self.single_statement
 
     def single_batch(self, count: int) -> bool:
         """Tell whether a batch read of ``count`` keys takes one statement."""

@@ -2,9 +2,11 @@
 
 * The state setters are one ``INSERT ... ON DUPLICATE KEY UPDATE``.
 * `try_set_linked_pod` and `set_linked_pod_if_absent` are the same upsert
-  as on PostgreSQL, decided in its ``UPDATE`` clause (which locks the row),
-  followed by ``SELECT pod ... FOR UPDATE`` of the row this transaction now
-  holds, because MariaDB's upsert cannot return it.
+  as on PostgreSQL, decided in its ``UPDATE`` clause (which locks the row).
+  On MariaDB 10.5+ it ends in ``RETURNING pod``, which gives the row as the
+  upsert left it: one statement. MySQL has no ``RETURNING``: there the
+  upsert is followed by ``SELECT pod ... FOR UPDATE`` of the row this
+  transaction now holds.
 * `set_linked_pod` locks the row with ``SELECT ... FOR UPDATE`` and writes;
   if the row was absent and a concurrent transaction inserts it first, the
   duplicate key error (1062) makes the backend retry.
@@ -20,7 +22,7 @@ REPEATABLE READ for its own transaction, so all of them read one snapshot.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     BigInteger,
@@ -66,6 +68,11 @@ class MySQLDialect(Dialect):
         self.upsert_workload_state = (
             mysql_insert(workloads).values(**self.state_row).on_duplicate_key_update(state=state)
         )
+        # Built once (a statement per call would cost its construction each time).
+        self.with_returning: dict[Insert, Insert] = {
+            statement: statement.returning(links.c.pod)
+            for statement in (self.try_set_statement, self.if_absent_statement)
+        }
         self.purge = (
             delete(links)
             .where(links.c.expires_at <= self.now)
@@ -80,6 +87,11 @@ class MySQLDialect(Dialect):
         """
         return literal_column("CAST(FLOOR(UNIX_TIMESTAMP(NOW(3)) * 1000) AS SIGNED)", BigInteger)
 
+    #: One statement each where the server has ``INSERT ... RETURNING``.
+    returning_single: ClassVar[frozenset[str]] = frozenset(
+        {"try_set_linked_pod", "set_linked_pod_if_absent"}
+    )
+
     def link_upsert(self, assignments: list[tuple[str, Any]]) -> Insert:
         """Return the upsert of a link row with ``assignments`` on conflict."""
         # A list keeps the order of the assignments, which MariaDB applies in turn.
@@ -88,6 +100,17 @@ class MySQLDialect(Dialect):
             .values(**self.link_values)
             .on_duplicate_key_update(assignments)
         )
+
+    @property
+    def returning(self) -> bool:
+        """True once connected to a server with ``INSERT ... RETURNING`` (MariaDB 10.5+)."""
+        return bool(getattr(self.sync_engine.dialect, "insert_returning", False))
+
+    def is_single(self, operation: str) -> bool:
+        """Count the upserts as one statement on MariaDB 10.5+ (``RETURNING``)."""
+        if self.returning and operation in self.returning_single:
+            return True
+        return super().is_single(operation)
 
     def upsert_link(
         self,
@@ -98,8 +121,11 @@ class MySQLDialect(Dialect):
         ttl: int | None,
         now: int,
     ) -> int:
-        """Upsert, then read back the row the upsert locked."""
+        """Upsert ``RETURNING pod`` (MariaDB 10.5+), else upsert and read back the locked row."""
         params = self.link_params(link, pod, ttl, now)
+        if self.returning:
+            stored = conn.execute(self.with_returning[statement], params)
+            return int(stored.scalar_one())
         conn.execute(statement, params)
         row = conn.execute(self.select_link_locked, {"b_link_key": link.key, "now": now})
         return int(row.scalar_one())

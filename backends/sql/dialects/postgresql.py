@@ -11,10 +11,13 @@
 * Batch reads bind one array: ``link_key = ANY($1)``, one statement whatever
   the number of uids.
 * `set_linked_pod` must report the previous pod, which ``RETURNING`` cannot
-  show before PostgreSQL 18, so it locks the row (``SELECT ... FOR UPDATE``)
-  and then writes: a two-statement transaction. If the row was absent and a
-  concurrent transaction inserts it first, ``ON CONFLICT DO NOTHING`` inserts
-  nothing and the transaction is retried.
+  show before PostgreSQL 18. One statement does it with data-modifying CTEs:
+  ``old`` locks the row (``SELECT ... FOR UPDATE``, which returns its latest
+  committed version), ``upd`` updates it ``FROM old`` and returns the old
+  pod, ``ins`` inserts the row when ``old`` found none (``ON CONFLICT DO
+  NOTHING``). If a concurrent transaction inserted the row after this
+  statement's snapshot, neither writes, the statement reports it, and it is
+  run again: nothing was written, so running it again is safe.
 
 A lone statement runs in autocommit: it is its own transaction, which saves
 the ``BEGIN`` and ``COMMIT`` round trips. On an engine the application
@@ -25,33 +28,50 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     BigInteger,
+    BindParameter,
     ColumnElement,
+    Insert,
+    Integer,
     LargeBinary,
+    String,
     Table,
+    TextClause,
     any_,
     bindparam,
     delete,
     literal_column,
     select,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.util import await_
 
 from ..errors import RetryTransaction
 from ..schema import Tables
+from .base import LinkId
 from .on_conflict import OnConflictDialect
+
+#: A statement compiled for asyncpg: SQL text, parameter names in ``$n`` order.
+Prepared = tuple[str, list[str]]
+
+_NOW_SQL = "(SELECT CAST(FLOOR(EXTRACT(EPOCH FROM clock_timestamp()) * 1000) AS BIGINT))"
 
 
 class PostgreSQLDialect(OnConflictDialect):
     """PostgreSQL 12+ through asyncpg (or another SQLAlchemy async driver)."""
 
     batch_size = None  # the keys travel as one array, in one statement
+
+    single_statement: ClassVar[frozenset[str]] = OnConflictDialect.single_statement | {
+        "set_linked_pod"
+    }
 
     def __init__(
         self,
@@ -92,6 +112,127 @@ class PostgreSQLDialect(OnConflictDialect):
             .scalar_subquery()
         )
         self.purge = delete(links).where(c.link_key.in_(expired), c.expires_at <= self.now)
+        self.set_link_statement = self._set_link_statement(links.name, server_clock)
+        # The hot lone statements run on the asyncpg connection itself: SQL
+        # compiled once here, asyncpg's own prepared-statement cache, and no
+        # SQLAlchemy execution context or result object per call.
+        self.raw_get: Prepared | None = None
+        self.raw_set: Prepared | None = None
+        self.raw_upserts: dict[Any, Prepared] = {}
+        if self.sync_engine.dialect.driver == "asyncpg":
+            self.raw_get = self.prepare(self.select_live_pod)
+            self.raw_set = self.prepare(self.set_link_statement)
+            self.raw_upserts = {
+                statement: self.prepare(statement)
+                for statement in (self.try_set_statement, self.if_absent_statement)
+            }
+
+    def prepare(self, statement: Any) -> Prepared:
+        """Compile ``statement`` for asyncpg: its SQL text and the order of its parameters."""
+        compiled = statement.compile(dialect=self.sync_engine.dialect)
+        return compiled.string, list(compiled.positiontup or ())
+
+    @staticmethod
+    def run_raw(conn: Connection, prepared: Prepared, params: dict[str, Any], fetch: str) -> Any:
+        """Run ``prepared`` with asyncpg's ``fetch`` method on ``conn``'s driver connection.
+
+        SQLAlchemy does not see this statement; a failure that is not an
+        answer from the server (connection lost, timeout, cancellation)
+        invalidates the connection so that the pool never reuses it.
+        """
+        sql, names = prepared
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        try:
+            return await_(getattr(driver, fetch)(sql, *[params[n] for n in names]))
+        except BaseException as exc:
+            # An error the server sent (a SQLSTATE outside class 08) leaves
+            # the connection usable; anything else may have broken it.
+            state = getattr(exc, "sqlstate", None)
+            if not isinstance(state, str) or state.startswith("08"):
+                conn.invalidate(exc if isinstance(exc, Exception) else None)
+            raise
+
+    @staticmethod
+    def _set_link_statement(table: str, server_clock: bool) -> TextClause:
+        # Written as SQL: SQLAlchemy Core has no UPDATE ... FROM a locking CTE.
+        # ``table`` is a checked prefix plus "links" (letters, digits, "_").
+        now = _NOW_SQL if server_clock else ":now"
+        sql = f"""
+WITH old AS (
+    SELECT link_key, pod, (expires_at IS NULL OR expires_at > {now}) AS live
+    FROM {table} WHERE link_key = :b_link_key FOR UPDATE
+), upd AS (
+    UPDATE {table}
+    SET pod = :b_pod, expires_at = {now} + :b_ttl, updated_at = {now}
+    FROM old WHERE {table}.link_key = old.link_key
+    RETURNING old.pod AS pod, old.live AS live
+), ins AS (
+    INSERT INTO {table}
+        (link_key, owner_key, namespace, uid, service, pod, expires_at, service_key, updated_at)
+    SELECT :b_link_key, :b_owner_key, :b_namespace, :b_uid, :b_service, :b_pod,
+        {now} + :b_ttl, :b_service_key, {now}
+    WHERE NOT EXISTS (SELECT 1 FROM old)
+    ON CONFLICT (link_key) DO NOTHING
+    RETURNING 1 AS one
+)
+SELECT (SELECT pod FROM upd) AS pod, (SELECT live FROM upd) AS live,
+    (SELECT count(*) FROM upd) + (SELECT count(*) FROM ins) AS written
+"""
+        binds: list[BindParameter[Any]] = [
+            bindparam("b_link_key", type_=LargeBinary),
+            bindparam("b_owner_key", type_=LargeBinary),
+            bindparam("b_service_key", type_=LargeBinary),
+            bindparam("b_namespace", type_=String),
+            bindparam("b_uid", type_=String),
+            bindparam("b_service", type_=String),
+            bindparam("b_pod", type_=Integer),
+            bindparam("b_ttl", type_=BigInteger),
+        ]
+        if not server_clock:
+            binds.append(bindparam("now", type_=BigInteger))
+        return text(sql).bindparams(*binds)
+
+    def get_linked_pod(self, conn: Connection, key: bytes, now: int) -> int | None:
+        """``SELECT pod ... AND live``, run by asyncpg itself (`run_raw`)."""
+        if self.raw_get is None:
+            return super().get_linked_pod(conn, key, now)
+        pod: int | None = self.run_raw(
+            conn, self.raw_get, {"b_link_key": key, "now": now}, "fetchval"
+        )
+        return pod
+
+    def upsert_link(
+        self,
+        conn: Connection,
+        statement: Insert,
+        link: LinkId,
+        pod: int,
+        ttl: int | None,
+        now: int,
+    ) -> int:
+        """Run the upsert ``... RETURNING pod`` on asyncpg itself (`run_raw`)."""
+        prepared = self.raw_upserts.get(statement)
+        if prepared is None:
+            return super().upsert_link(conn, statement, link, pod, ttl, now)
+        stored = self.run_raw(conn, prepared, self.link_params(link, pod, ttl, now), "fetchval")
+        if stored is None:  # pragma: no cover - an upsert always leaves the row
+            raise RetryTransaction("the upsert left no row")
+        return int(stored)
+
+    def set_linked_pod(
+        self, conn: Connection, link: LinkId, pod: int, ttl: int | None, now: int
+    ) -> int | None:
+        """One statement: lock, overwrite or insert, and report the previous live pod."""
+        params = self.link_params(link, pod, ttl, now)
+        if self.raw_set is not None:
+            record = self.run_raw(conn, self.raw_set, params, "fetchrow")
+            previous, live, written = record["pod"], record["live"], record["written"]
+        else:
+            previous, live, written = conn.execute(self.set_link_statement, params).one()
+        if not written:
+            raise RetryTransaction("a concurrent transaction created the link first")
+        return int(previous) if live else None
 
     def server_now(self) -> ColumnElement[int]:
         """Return the server's clock at execution, in ms, as an uncorrelated subquery.
@@ -101,10 +242,7 @@ class PostgreSQLDialect(OnConflictDialect):
         is evaluated once per statement and is a plan parameter, which index
         scans accept (a bare volatile function would disable the expiry index).
         """
-        return literal_column(
-            "(SELECT CAST(FLOOR(EXTRACT(EPOCH FROM clock_timestamp()) * 1000) AS BIGINT))",
-            BigInteger,
-        )
+        return literal_column(_NOW_SQL, BigInteger)
 
     def insert_into(self, table: Table) -> Any:
         """PostgreSQL's ``INSERT`` (``ON CONFLICT``, ``RETURNING``)."""
@@ -114,7 +252,7 @@ class PostgreSQLDialect(OnConflictDialect):
     def open(self, *, write: bool, single: bool) -> Iterator[Connection]:
         """On an application's engine, run lone statements on an autocommit checkout."""
         if single and not self.explicit:
-            with self.autocommit_engine.connect() as conn:
+            with self.checkout(self.autocommit_engine) as conn:
                 yield conn
             return
         with super().open(write=write, single=single) as conn:

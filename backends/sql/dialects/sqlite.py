@@ -28,14 +28,22 @@ import weakref
 from typing import Any
 
 import aiosqlite
-from sqlalchemy import Table, delete, select
+from sqlalchemy import Insert, Table, delete, select
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import await_
 
+from stateful.errors import BackendUnavailable
+
+from ..errors import sqlite_code
 from ..schema import Tables
+from .base import LinkId
 from .on_conflict import OnConflictDialect
+
+#: SQLite's result code for "unable to open database file".
+SQLITE_CANTOPEN = 14
 
 _writer_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
     weakref.WeakKeyDictionary()
@@ -81,6 +89,69 @@ class SQLiteDialect(OnConflictDialect):
         self.purge = delete(links).where(links.c.link_key.in_(expired))
         database = engine.url.database or ""
         self.database = os.path.abspath(database) if database else database
+        # The hot lone statements go straight to aiosqlite: SQL compiled once,
+        # one trip to aiosqlite's thread (execute_fetchall) where SQLAlchemy's
+        # adapter makes four (cursor, execute, fetch, close).
+        self.raw_get = self.prepare(self.select_live_pod)
+        self.raw_upserts = {
+            statement: self.prepare(statement)
+            for statement in (self.try_set_statement, self.if_absent_statement)
+        }
+
+    def prepare(self, statement: Any) -> tuple[str, list[str]]:
+        """Compile ``statement`` for sqlite3: SQL text and the parameter names in order."""
+        compiled = statement.compile(dialect=self.sync_engine.dialect)
+        return compiled.string, list(compiled.positiontup or ())
+
+    @staticmethod
+    def fetch_all(conn: Connection, prepared: tuple[str, list[str]], params: dict[str, Any]) -> Any:
+        """Run ``prepared`` on ``conn``'s aiosqlite connection in one trip to its thread.
+
+        The statement runs whole in that thread (a cancelled caller does not
+        interrupt it), so the connection is never left half-way.
+        """
+        sql, names = prepared
+        return await_(_driver(conn).execute_fetchall(sql, [params[n] for n in names]))
+
+    def get_linked_pod(self, conn: Connection, key: bytes, now: int) -> int | None:
+        """``SELECT pod ... AND live`` straight on aiosqlite (`fetch_all`)."""
+        rows = self.fetch_all(conn, self.raw_get, {"b_link_key": key, "now": now})
+        return int(rows[0][0]) if rows else None
+
+    def upsert_link(
+        self,
+        conn: Connection,
+        statement: Insert,
+        link: LinkId,
+        pod: int,
+        ttl: int | None,
+        now: int,
+    ) -> int:
+        """Run the upsert ``... RETURNING pod`` straight on aiosqlite (`fetch_all`)."""
+        prepared = self.raw_upserts.get(statement)
+        if prepared is None:
+            return super().upsert_link(conn, statement, link, pod, ttl, now)
+        rows = self.fetch_all(conn, prepared, self.link_params(link, pod, ttl, now))
+        return int(rows[0][0])
+
+    def checkout(self, engine: Engine) -> Connection:
+        """Open or reuse a connection; a file SQLite cannot open is named in the error."""
+        try:
+            return super().checkout(engine)
+        except sa_exc.OperationalError as exc:
+            if sqlite_code(exc) != SQLITE_CANTOPEN:
+                raise
+            path = self.database or ":memory:"
+            folder = os.path.dirname(path)
+            hint = (
+                f"the directory {folder!r} does not exist"
+                if folder and not os.path.isdir(folder)
+                else "check that the file and its directory are readable and writable"
+            )
+            raise BackendUnavailable(
+                f"cannot open the SQLite database file {path!r} "
+                f"(from URL {self.engine.url.render_as_string(hide_password=True)!r}): {hint}"
+            ) from exc
 
     def turn_for(self, *, write: bool) -> asyncio.Lock | None:
         """Writers to the same file take turns within the process; readers never wait."""
