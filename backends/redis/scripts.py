@@ -18,6 +18,8 @@ from redis.exceptions import NoScriptError
 
 from stateful.resources import resource_dir
 
+from .client import execute_command
+
 Arg = bytes | str | int
 
 
@@ -61,9 +63,9 @@ class Script:
     async def run(self, client: CommandTarget, keys: Sequence[bytes], args: Sequence[Arg]) -> Any:
         """Run the script in one round trip (two if the server had forgotten it)."""
         try:
-            return await client.execute_command(*self.evalsha_args(keys, args))
+            return await execute_command(client, *self.evalsha_args(keys, args))
         except NoScriptError:
-            return await client.execute_command(*self.eval_args(keys, args))
+            return await execute_command(client, *self.eval_args(keys, args))
 
 
 @cache
@@ -108,7 +110,7 @@ async def run_many(
 async def pipelined(client: PipelineFactory, commands: Sequence[tuple[Arg, ...]]) -> list[Any]:
     """Send ``commands`` in one non-transactional pipeline; raise the first error."""
     if len(commands) == 1:
-        return [await client.execute_command(*commands[0])]
+        return [await execute_command(client, *commands[0])]
     replies = await _pipelined(client, commands)
     for reply in replies:
         if isinstance(reply, Exception):

@@ -21,10 +21,15 @@ default to 6379, and to 26379 for sentinels.
 Defaults (each overridable): ``socket_connect_timeout=5`` and
 ``socket_timeout=5`` seconds, so no call waits without bound on a server that
 stopped answering; ``max_connections=100`` per pool (on a cluster: per client,
-and per node) and ``pool_timeout=10`` seconds: when every connection is busy a
-call waits that long for one, then raises `stateful.PoolExhausted` (nothing
-was sent). ``pool_timeout=None`` waits as long as the operation's timeout
-allows. Connections never lose a cancellation (see `client`).
+and per node); when every connection is busy a call waits for one, as long as
+the executor's ``timeout`` allows, and ``pool_timeout=`` seconds if given,
+then raises `stateful.PoolExhausted` (nothing was sent). The wait has no
+limit of its own by default because a burst of calls drains at the store's
+pace: a bound shorter than the whole burst would fail calls that a moment
+later would have succeeded (10,000 concurrent multi-step cluster writes took
+36 s on a loaded 2-core machine). Every call holding a connection is itself
+bounded by the socket timeouts. Connections never lose a cancellation (see
+`client`).
 
 Retries (override with ``retry=``): a standalone or Sentinel client re-sends a
 command once, at once, on a new connection, when its connection turns out to
@@ -153,6 +158,8 @@ def _pool_timeout(value: Any) -> float | None:
 def _standalone_client(url: str, options: dict[str, Any]) -> tuple[Redis, Closer]:
     kwargs = {**defaults(), "retry": reconnect_once(), **options, **parse_url(url)}
     connection_class: type[AbstractConnection] = kwargs.pop("connection_class", Connection)
+    # The one client-level option of redis-py's Redis.from_url.
+    single = bool(kwargs.pop("single_connection_client", False))
     _reject_unknown(url, kwargs, _accepted(connection_class) | frozenset(POOL_OPTIONS))
     pool = BoundedConnectionPool(
         connection_class=CANCEL_SAFE.get(connection_class, connection_class),
@@ -160,7 +167,7 @@ def _standalone_client(url: str, options: dict[str, Any]) -> tuple[Redis, Closer
         pool_timeout=_pool_timeout(kwargs.pop("pool_timeout")),
         **kwargs,
     )
-    client = Redis(connection_pool=pool)
+    client = Redis(connection_pool=pool, single_connection_client=single)
 
     async def close() -> None:
         terminate(client)
@@ -225,6 +232,10 @@ def _sentinel_client(url: str, scheme: str, options: dict[str, Any]) -> tuple[Re
     sentinel = Sentinel(  # type: ignore[no-untyped-call]
         _addresses(url, hosts, 26379), sentinel_kwargs=sentinel_kwargs, **kwargs
     )
+    for client in sentinel.sentinels:
+        # Master discovery runs inside our calls: it must keep cancellations too.
+        pool = client.connection_pool
+        pool.connection_class = CANCEL_SAFE.get(pool.connection_class, pool.connection_class)
     master: Redis = sentinel.master_for(
         path[0], connection_pool_class=BoundedSentinelPool, **pool_options
     )

@@ -116,9 +116,7 @@ async def test_every_cancellation_is_kept_and_the_store_is_before_or_after(
     for steps in range(40):
         for attempt in range(3):
             uid = f"u{steps}-{attempt}"
-            kind, result = await _cancel_after(
-                backend.set_linked_pod(NS, uid, SVC, 7, -1), steps
-            )
+            kind, result = await _cancel_after(backend.set_linked_pod(NS, uid, SVC, 7, -1), steps)
             kinds[kind] = kinds.get(kind, 0) + 1
             assert kind != "ran on", f"a cancelled write returned {result!r} after {steps} steps"
             pod = await backend.get_linked_pod(NS, uid, SVC)
