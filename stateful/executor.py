@@ -230,7 +230,13 @@ class StatefulExecutor:
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
-            if not task.done():
+            state = current_call.get()
+            if state is not None and state.waiting_for_connection and not task.done():
+                # Still waiting for a pooled connection: nothing was sent, so
+                # stop it here, or it would run later although the caller is
+                # told PoolExhausted ("nothing was sent").
+                task.cancel()
+            elif not task.done():
                 self._orphans.add(task)
             raise
 

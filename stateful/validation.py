@@ -10,6 +10,7 @@ implementations.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import cast
 
 from stateful.errors import ValidationError
 
@@ -44,7 +45,8 @@ def check_string(argument: str, value: object, max_length: int) -> str:
 
 
 def _check_string_slowly(argument: str, value: object, max_length: int) -> str:
-    if not isinstance(value, str):
+    # type(), not isinstance(): an object can claim any class through __class__.
+    if not issubclass(type(value), str):
         raise ValidationError(argument, f"must be a str, not {_type_name(value)}")
     text = str.__str__(value)  # a plain copy: a subclass's own methods are never called
     if not text:
@@ -83,9 +85,10 @@ def check_state(value: object, argument: str = "state") -> str:
 def _check_int(argument: str, value: object) -> int:
     if type(value) is int:
         return value
-    if isinstance(value, bool) or not isinstance(value, int):
+    kind = type(value)  # not isinstance(): an object can claim any class through __class__
+    if issubclass(kind, bool) or not issubclass(kind, int):
         raise ValidationError(argument, f"must be an int, not {_type_name(value)}")
-    return int.__index__(value)  # a plain int: a subclass's own methods are never called
+    return int.__index__(cast(int, value))  # a plain int: a subclass's methods are never called
 
 
 def check_pod_id(value: object) -> int:
@@ -140,13 +143,17 @@ def check_seconds(argument: str, value: object) -> float | None:
     """Accept None or a positive, finite number of seconds (not `bool`)."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    kind = type(value)  # not isinstance(): an object can claim any class through __class__
+    if issubclass(kind, bool) or not issubclass(kind, int | float):
         raise ValidationError(
             argument, f"must be a number of seconds or None, not {_type_name(value)}"
         )
     try:
         # Base implementations: a subclass's own methods are never called.
-        seconds = float(int.__index__(value)) if isinstance(value, int) else float.__float__(value)
+        if issubclass(kind, int):
+            seconds = float(int.__index__(cast(int, value)))
+        else:
+            seconds = float.__float__(cast(float, value))
     except OverflowError:
         raise ValidationError(argument, "is too large") from None
     if not 0 < seconds < float("inf"):

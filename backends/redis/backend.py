@@ -30,6 +30,7 @@ from itertools import islice
 from typing import Any
 
 from redis.asyncio import Redis, RedisCluster
+from redis.exceptions import ResponseError
 
 from stateful.backend import Backend, Cursor
 from stateful.clock import Clock
@@ -63,6 +64,9 @@ _GET_LINK_INFO = _load("get_link_info", "_links")
 _POD_PAGE = _load("pod_page", "_links", "_store")
 _COUNT_PODS = _load("count_pods", "_links")
 _INDEX_ADD = _load("index_add")
+#: The error _write.lua gives when a cluster write's first step is too old.
+_STALE_STEP = "index step is older than"
+_STALE_STEP_ATTEMPTS = 3
 _INDEX_DROP = _load("index_drop")
 _SET_POD_STATE = _load("set_pod_state", "_states")
 _GET_POD_STATES = _load("get_pod_states", "_states")
@@ -215,9 +219,19 @@ class RedisBackend(Backend):
         stamp = b""
         if index_first and target is not None:
             stamp = await self._index_add(namespace, service_name, target, member)
-        result = await script.run(
-            self._client, (key,), (self._now(), service, member, b"", stamp, *args)
-        )
+        for attempt in range(_STALE_STEP_ATTEMPTS):
+            try:
+                result = await script.run(
+                    self._client, (key,), (self._now(), service, member, b"", stamp, *args)
+                )
+                break
+            except ResponseError as exc:
+                # Under a long queue the first step may be too old for the
+                # second (see _write.lua): nothing changed, so add again and retry.
+                if _STALE_STEP not in str(exc) or attempt + 1 == _STALE_STEP_ATTEMPTS:
+                    raise
+                assert target is not None
+                stamp = await self._index_add(namespace, service_name, target, member)
         if result in _NEEDS_INDEX and target is not None:
             stamp = await self._index_add(namespace, service_name, target, member)
             result = await script.run(

@@ -393,9 +393,14 @@ async def execute_command(client: Any, *args: Any) -> Any:
 
     On a standalone or Sentinel client whose pool is ours, and for a command
     without a response callback, the command runs on a connection taken from
-    the pool here, under the connection's retry policy (a broken pooled
-    connection is dropped and the command sent again as redis-py does). Any
-    other client (a cluster, a client you built) gets ``client.execute_command``.
+    the pool here. It is sent a second time, on a new connection, only if
+    the first send failed: the server then got no whole command. Once sent,
+    it is never sent again: a connection lost while waiting for the reply
+    (CLIENT KILL, a restart) may have run the script already, and running a
+    write twice would answer for the second run (``set_linked_pod`` would
+    report its own pod as the previous one). That is `BackendUnavailable`,
+    outcome unknown. Any other client (a cluster, a client you built) gets
+    ``client.execute_command``.
     """
     pool = getattr(client, "connection_pool", None)
     if (
@@ -407,14 +412,41 @@ async def execute_command(client: Any, *args: Any) -> Any:
         return await client.execute_command(*args)
     connection = await pool.get_connection()
     try:
-        return await connection.retry.call_with_retry(
-            lambda: _send_and_read(connection, args),
-            lambda error: connection.disconnect(error=error),
-        )
+        packed = _pack(connection, args)
+        try:
+            await connection.send_packed_command(packed)
+        except RedisConnectionError:
+            # The pool checked this connection at checkout, so it broke just
+            # now; the send failed, so nothing ran. One more try, reconnected.
+            await connection.disconnect()
+            await connection.send_packed_command(packed)
+        return await connection.read_response()
     finally:
         await pool.release(connection)
 
 
-async def _send_and_read(connection: AbstractConnection, args: tuple[Any, ...]) -> Any:
-    await connection.send_packed_command(connection.pack_command(*args))
-    return await connection.read_response()
+def _pack(connection: AbstractConnection, args: tuple[Any, ...]) -> bytes | list[bytes]:
+    """Encode ``args`` as one RESP command, as ``connection.pack_command`` would.
+
+    About 4x cheaper than redis-py's general packer for what our scripts send
+    (bytes, str, int, a one-word command name, UTF-8); anything else goes to
+    ``pack_command``.
+    """
+    encoder = connection.encoder
+    if encoder.encoding != "utf-8" or encoder.encoding_errors != "strict":
+        return connection.pack_command(*args)
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        kind = type(arg)
+        if kind is bytes:
+            value = arg
+        elif kind is str:
+            if arg is args[0] and " " in arg:
+                return connection.pack_command(*args)  # "CONFIG GET"-style names
+            value = arg.encode()
+        elif kind is int:
+            value = b"%d" % arg
+        else:
+            return connection.pack_command(*args)
+        parts.append(b"$%d\r\n%b\r\n" % (len(value), value))
+    return b"".join(parts)

@@ -32,11 +32,10 @@ bounded by the socket timeouts. Connections never lose a cancellation (see
 `client`).
 
 Retries (override with ``retry=``): a standalone or Sentinel client re-sends a
-command once, at once, on a new connection, when its connection turns out to
-be broken (a pooled connection to a server that restarted or failed over);
-it never re-sends after a timeout, where the server may still run the first
-copy. A cluster client keeps redis-py's policy, which it needs to follow
-failovers and resharding. Every script leaves the same state when run twice.
+plain command once, at once, on a new connection, when its connection turns
+out to be broken; scripts are re-sent only when their send failed
+(`client.execute_command`), never once sent. A cluster client keeps
+redis-py's policy, which it needs to follow failovers and resharding.
 """
 
 from __future__ import annotations

@@ -1,36 +1,53 @@
 """The conformance kit: prove that a backend behaves exactly as the contract says.
 
-* `ReferenceModel`: the contract as a plain Python object, the oracle.
-* `conformance_machine`: a Hypothesis state machine that runs random call
-  sequences (all thirteen operations, clock moves onto expiry instants, bad
-  input) against a backend and the model and compares every answer and the
-  whole visible state.
-* `register_profiles`: Hypothesis profiles ``default`` (quick), ``ci``, ``deep``.
+* `ConformanceKit`: subclass it in your tests, give it ``make_backend(clock)``
+  and your `Capabilities`, and pytest runs every area of the kit.
+* `conformance_machine`: the Hypothesis state machine alone (random call
+  sequences against the `ReferenceModel`, with concurrency, placement,
+  drain and cancellation rounds, expiry instants, collision pools).
+* `FaultyBackend`: a wrapper that loses the connection before or after a call.
+* `register_profiles` / `load_kit_profile`: Hypothesis profiles ``default``
+  (quick), ``ci``, ``deep``; the kit's pytest plugin loads them for you.
 
 A third-party backend proves itself in a few lines::
 
-    from stateful.testing import conformance_machine, register_profiles
+    from stateful.testing import Capabilities, ConformanceKit
 
-    async def make(clock):
-        return MyBackend(clock=clock)   # over an empty store
+    class TestMyBackend(ConformanceKit):
+        capabilities = Capabilities()
 
-    TestMyBackend = conformance_machine("MyBackendConformance", make).TestCase
+        @staticmethod
+        async def make_backend(clock):
+            return MyBackend(clock=clock)   # over an empty store
 
-Needs the ``testing`` extra (Hypothesis).
+Needs the ``testing`` extra (Hypothesis, pytest). See docs/conformance.md.
 """
 
+from stateful.testing.capabilities import Capabilities
+from stateful.testing.faults import FaultyBackend
+from stateful.testing.kit import ConformanceKit
 from stateful.testing.loop import run, session_loop
-from stateful.testing.machine import BackendFactory, ConformanceMachine, conformance_machine
+from stateful.testing.machine import (
+    BackendFactory,
+    ConformanceMachine,
+    Mismatch,
+    conformance_machine,
+)
 from stateful.testing.model import Link, ReferenceModel
-from stateful.testing.profiles import PROFILES, register_profiles
+from stateful.testing.profiles import PROFILES, load_kit_profile, register_profiles
 
 __all__ = [
     "PROFILES",
     "BackendFactory",
+    "Capabilities",
+    "ConformanceKit",
     "ConformanceMachine",
+    "FaultyBackend",
     "Link",
+    "Mismatch",
     "ReferenceModel",
     "conformance_machine",
+    "load_kit_profile",
     "register_profiles",
     "run",
     "session_loop",

@@ -1,15 +1,18 @@
-"""The conformance state machine against the memory backend."""
+"""The whole conformance kit against the memory backend."""
 
 from __future__ import annotations
 
 from stateful.backend import Backend
 from stateful.backends.memory import MemoryBackend
 from stateful.clock import ManualClock
-from stateful.testing import conformance_machine
+from stateful.testing import Capabilities, ConformanceKit
 
 
-async def make_memory_backend(clock: ManualClock) -> Backend:
-    return MemoryBackend(clock=clock)
+class TestMemoryConformance(ConformanceKit):
+    """Every area of the kit on ``memory://`` (one process: no cross-process atomicity)."""
 
+    backend_name = "memory"
+    capabilities = Capabilities(cross_process=False)
 
-TestMemoryConformance = conformance_machine("MemoryConformance", make_memory_backend).TestCase
+    async def make_backend(self, clock: ManualClock) -> Backend:
+        return MemoryBackend(clock=clock)

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from stateful.walkthrough import walkthrough
 
 
-async def test_walkthrough_routes_users_and_moves_them_off_a_draining_pod(
-    capsys: pytest.CaptureFixture[str],
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+async def test_walkthrough_places_users_and_drains_a_pod(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, store: str
 ) -> None:
-    await walkthrough("memory://")
-    out = capsys.readouterr().out
-    assert "users by pod: {0: ['alice'], 1: ['bob', 'carol'], 2: ['dave']}" in out
-    assert "bob reconnects -> pod 1 (was 1)" in out
-    assert "bob moved -> pod 2" in out
-    assert "alice: {'chat': 7, 'game': 0}" in out
-    assert out.rstrip().endswith("done")
+    url = "memory://" if store == "memory" else f"sqlite+aiosqlite:///{tmp_path / 'demo.db'}"
+    for _ in range(2 if store == "sqlite" else 1):  # re-run on the same store: same story
+        await walkthrough(url)
+        out = capsys.readouterr().out
+        assert "   alice -> pod 0\n   bob -> pod 1\n   carol -> pod 2\n   dave -> pod 0" in out
+        assert "users per pod: {0: 2, 1: 1, 2: 1}" in out
+        assert "bob reconnects -> pod 1 (was 1)" in out
+        assert "on pod 1: ['bob']" in out
+        assert "bob -> pod 2" in out
+        assert "pods: {0: 'ready', 2: 'ready'}" in out
+        assert "alice: {'chat': 7, 'game': 0}" in out
+        assert out.rstrip().endswith("done")

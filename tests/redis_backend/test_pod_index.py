@@ -163,6 +163,28 @@ async def test_link_step_refuses_an_index_step_older_than_its_bound(
     assert await ex.get_linked_pod(NS, "u", SVC) is None
 
 
+async def test_a_write_whose_index_step_went_stale_in_a_queue_adds_again_and_lands(
+    cluster: tuple[ScratchBackend, StatefulExecutor], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Under a long queue (10,000 calls at once) step 1 can be older than the
+    # bound when step 2 runs: the write repeats step 1 instead of failing.
+    _, ex = cluster
+    real_add = RedisBackend._index_add
+    stale = [True]
+
+    async def add_then_wait(self: RedisBackend, *args: Any) -> bytes:
+        stamp = await real_add(self, *args)
+        if stale and stale.pop():
+            return str(int(stamp) - 11_000).encode()
+        return stamp
+
+    monkeypatch.setattr(RedisBackend, "_index_add", add_then_wait)
+    assert await ex.set_linked_pod(NS, "u", SVC, 5, -1) is None
+    assert stale == []
+    assert await ex.get_linked_pod(NS, "u", SVC) == 5
+    assert await _links(ex, 5) == ["u"]
+
+
 async def test_link_step_without_index_step_asks_for_it(
     cluster: tuple[ScratchBackend, StatefulExecutor],
 ) -> None:

@@ -2,6 +2,8 @@
 
 Each server keeps its files in a temporary directory, listens on a free
 loopback port, trades durability for speed (no fsync) and is stopped by `stop`.
+Fault tests `restart` one on the same port and data directory (a clean, fast
+shutdown: committed transactions survive it even without fsync).
 PostgreSQL refuses to run as root, so when the tests run as root the server
 runs as an unprivileged account (``postgres`` or ``nobody``).
 """
@@ -11,10 +13,12 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from tests.support import free_port, port_open
 
@@ -47,10 +51,14 @@ def mariadb_binaries() -> tuple[str, str] | None:
 class _Process:
     """A server process writing to ``server.log`` in its directory."""
 
+    #: The signal for a quick, clean shutdown.
+    shutdown_signal = signal.SIGTERM
+
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
+        self._spawn: dict[str, Any] = {}
 
     def _start(
         self,
@@ -61,6 +69,9 @@ class _Process:
         group: int | None = None,
         extra_groups: list[int] | None = None,
     ) -> None:
+        self._spawn = {
+            "args": args, "cwd": cwd, "user": user, "group": group, "extra_groups": extra_groups
+        }
         with (self.directory / "server.log").open("ab") as log:
             self.process = subprocess.Popen(
                 args,
@@ -82,6 +93,22 @@ class _Process:
                 raise RuntimeError(f"the test server did not start:\n{log[-3000:]}")
             time.sleep(0.05)
 
+    def restart(self, down_seconds: float = 0.0) -> None:
+        """Shut the server down (`shutdown_signal`), wait ``down_seconds``, start it again.
+
+        Same port, same data directory; returns when it accepts connections.
+        """
+        assert self.process is not None and self._spawn
+        self.process.send_signal(self.shutdown_signal)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        time.sleep(down_seconds)
+        self._start(**self._spawn)
+        self._wait_port()
+
     def stop(self) -> None:
         """Terminate the server, wait for it and delete its files."""
         if self.process is not None and self.process.poll() is None:
@@ -96,6 +123,9 @@ class _Process:
 
 class PostgresProcess(_Process):
     """``initdb`` + ``postgres`` on 127.0.0.1, trust authentication, user ``postgres``."""
+
+    #: PostgreSQL's "fast" shutdown: roll back open transactions, checkpoint, exit.
+    shutdown_signal = signal.SIGINT
 
     def __init__(self) -> None:
         binaries = postgres_binaries()

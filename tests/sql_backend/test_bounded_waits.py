@@ -279,11 +279,6 @@ async def test_executor_timeout_in_the_pool_wait_is_pool_exhausted(real_url: str
         await executor.aclose()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="executor: after PoolExhausted the shielded call still runs once a connection "
-    "frees, so 'nothing was sent' does not hold (stateful/executor.py _bounded/_shielded)",
-)
 async def test_a_call_that_got_pool_exhausted_never_writes_later(sqlite_file_url: str) -> None:
     backend = from_url(sqlite_file_url, table_prefix=endpoints.PREFIX, pool_size=1, max_overflow=0)
     executor = StatefulExecutor(backend, timeout=0.5)

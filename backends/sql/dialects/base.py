@@ -329,8 +329,14 @@ class Dialect:
         turn = self.turn_for(write=write)
         if turn is None:
             return await greenlet_spawn(self._transaction, work, write, single)
-        async with turn:
+        # Waiting for the turn is waiting for the one connection (or SQLite's
+        # one writer): nothing was sent yet, so a timeout here is PoolExhausted.
+        with waiting_for_connection():
+            await turn.acquire()
+        try:
             return await greenlet_spawn(self._transaction, work, write, single)
+        finally:
+            turn.release()
 
     def _transaction(self, work: Callable[[Connection], T], write: bool, single: bool) -> T:
         with self.open(write=write, single=single) as conn:

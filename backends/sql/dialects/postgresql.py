@@ -61,6 +61,9 @@ from .on_conflict import OnConflictDialect
 #: A statement compiled for asyncpg: SQL text, parameter names in ``$n`` order.
 Prepared = tuple[str, list[str]]
 
+#: SQLSTATE classes of errors about a statement, after which the connection is fine.
+_STATEMENT_ERROR_CLASSES = frozenset({"22", "23", "40", "42"})
+
 _NOW_SQL = "(SELECT CAST(FLOOR(EXTRACT(EPOCH FROM clock_timestamp()) * 1000) AS BIGINT))"
 
 
@@ -146,12 +149,22 @@ class PostgreSQLDialect(OnConflictDialect):
         try:
             return await_(getattr(driver, fetch)(sql, *[params[n] for n in names]))
         except BaseException as exc:
-            # An error the server sent (a SQLSTATE outside class 08) leaves
-            # the connection usable; anything else may have broken it.
+            # Only an error about the statement itself (data, constraint,
+            # serialization, syntax) leaves the connection usable. Anything
+            # else (connection lost, administrator shutdown 57P01, timeout,
+            # cancellation mid-operation) may leave asyncpg's connection
+            # half-way: drop it at once (a polite close could meet "another
+            # operation is in progress"), then let the pool forget it.
             state = getattr(exc, "sqlstate", None)
-            if not isinstance(state, str) or state.startswith("08"):
-                conn.invalidate(exc if isinstance(exc, Exception) else None)
-            raise
+            statement_error = isinstance(state, str) and state[:2] in _STATEMENT_ERROR_CLASSES
+            if statement_error and not driver.is_closed():
+                raise
+            driver.terminate()
+            conn.invalidate(exc if isinstance(exc, Exception) else None)
+            if not isinstance(exc, Exception):
+                raise
+            # As SQLAlchemy reports a disconnect: the outcome is unknown.
+            raise ConnectionError(f"the PostgreSQL connection broke: {exc!r}") from exc
 
     @staticmethod
     def _set_link_statement(table: str, server_clock: bool) -> TextClause:

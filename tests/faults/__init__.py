@@ -1,0 +1,1 @@
+"""Faults on servers the tests spawn, load held, and no unbounded wait (docs/reliability.md)."""
