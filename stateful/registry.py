@@ -132,11 +132,12 @@ def sql_backend_module(url: str) -> ModuleType:
     dialect, _, driver = _scheme_of(url).partition("+")
     default_module, extra = _SQL_DRIVERS[dialect]
     module = _import("stateful.backends.sql", extra)
-    driver_module = driver or default_module
-    if importlib.util.find_spec(driver_module) is None:
-        hint = install_hint(extra) if driver_module == default_module else f"pip install {driver}"
+    # Another driver named in the URL is the SQL backend's to judge: it refuses
+    # a synchronous one (postgresql+psycopg2) and names a missing async one.
+    if driver in ("", default_module) and importlib.util.find_spec(default_module) is None:
         raise StatefulError(
-            f"{dialect}+{driver_module} URLs need the {driver_module!r} package: {hint}"
+            f"{dialect}+{default_module} URLs need the {default_module!r} package: "
+            f"{install_hint(extra)}"
         )
     return module
 

@@ -52,3 +52,11 @@ def test_an_observer_without_opentelemetry_says_what_to_install(
 def test_prefix_option_and_sql_urls(url: str, option: str | None, sql: bool) -> None:
     assert prefix_option(url) == option
     assert is_sql_url(url) is sql
+
+
+@pytest.mark.parametrize("url", ["postgresql+psycopg2://u@h/db", "mysql+pymysql://u@h/db"])
+def test_a_synchronous_sql_driver_is_refused_by_name(url: str) -> None:
+    import stateful
+
+    with pytest.raises(stateful.ValidationError, match="is not an asyncio driver"):
+        stateful.connect(url)
