@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 
 from stateful import BackendUnavailable, PoolExhausted, StatefulExecutor
 from stateful.backends.sql import from_url
+from tests.proxy import LoopbackProxy
 from tests.sql_backend import endpoints
 
 MARGIN = 1.0  # seconds of slack on a shared, loaded machine
@@ -83,56 +84,6 @@ async def test_calls_and_aclose_end_in_time_against_a_stalled_server(
     assert took <= 3 + MARGIN, took
 
 
-class FreezingProxy:
-    """A loopback TCP proxy to a real server that can stop forwarding (a server that hangs)."""
-
-    def __init__(self, port: int) -> None:
-        """Forward to 127.0.0.1:``port`` once started."""
-        self.target = port
-        self.frozen = asyncio.Event()
-        self.tasks: set[asyncio.Task[None]] = set()
-        self.writers: list[asyncio.StreamWriter] = []
-        self.server: asyncio.Server | None = None
-        self.port = 0
-
-    async def start(self) -> FreezingProxy:
-        """Listen on a free port."""
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self.server.sockets[0].getsockname()[1]
-        return self
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target)
-        self.writers += [writer, up_writer]
-        for source, sink in ((reader, up_writer), (up_reader, writer)):
-            task = asyncio.create_task(self._pipe(source, sink))
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
-
-    async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-        while data := await source.read(65536):
-            if self.frozen.is_set():
-                await asyncio.Event().wait()  # hold the bytes forever
-            sink.write(data)
-            await sink.drain()
-
-    def cut(self) -> None:
-        """Close every proxied connection at once (the connections are lost)."""
-        for writer in self.writers:
-            writer.transport.abort()
-        self.writers.clear()
-
-    async def stop(self) -> None:
-        """Close everything."""
-        for task in list(self.tasks):
-            task.cancel()
-        for writer in self.writers:
-            writer.close()
-        if self.server is not None:
-            self.server.close()
-            await self.server.wait_closed()
-
-
 @pytest.mark.parametrize("database", ["postgresql", "mariadb"])
 async def test_aclose_drops_pooled_connections_to_a_server_that_hangs(
     database: str, request: pytest.FixtureRequest
@@ -142,7 +93,7 @@ async def test_aclose_drops_pooled_connections_to_a_server_that_hangs(
     url = make_url(
         request.getfixturevalue({"postgresql": "postgres_url", "mariadb": "mysql_url"}[database])
     )
-    proxy = await FreezingProxy(url.port or (5432 if database == "postgresql" else 3306)).start()
+    proxy = await LoopbackProxy(url.port or (5432 if database == "postgresql" else 3306)).start()
     try:
         proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
         executor = StatefulExecutor(
@@ -170,7 +121,7 @@ async def test_lost_pooled_connections_fail_once_then_the_pool_recovers(
     url = make_url(
         request.getfixturevalue({"postgresql": "postgres_url", "mariadb": "mysql_url"}[database])
     )
-    proxy = await FreezingProxy(url.port or (5432 if database == "postgresql" else 3306)).start()
+    proxy = await LoopbackProxy(url.port or (5432 if database == "postgresql" else 3306)).start()
     proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
     ns = f"cut {uuid.uuid4()}"
     executor = StatefulExecutor(from_url(proxied, table_prefix=endpoints.PREFIX), timeout=10)
