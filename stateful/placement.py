@@ -132,11 +132,8 @@ class Placer:
         self, load: _ServiceLoad, namespace: str, service_name: str
     ) -> _Reading:
         started_at = load.tick
-        # Both reads at once: one round trip of waiting, not two.
-        states, counts = await asyncio.gather(
-            self._backend.get_service_state(namespace, service_name),
-            self._backend.count_pod_links(namespace, service_name),
-        )
+        states = await self._backend.get_service_state(namespace, service_name)
+        counts = await self._backend.count_pod_links(namespace, service_name)
         reading = _Reading(states, counts, started_at)
         load.settle(reading)
         return reading
