@@ -133,7 +133,9 @@ async def test_cluster_master_killed_its_replica_takes_over(tmp_path: Path) -> N
             await asyncio.to_thread(cluster.wait_ok)
             await asyncio.to_thread(cluster.wait_replicas_in_sync)
             victim = cluster.master_of_slot(0)
-            victim.kill()
+            await asyncio.to_thread(
+                victim.kill_once_replicated, cluster.nodes + cluster.replicas
+            )
             killed = time.monotonic()
             # The slot's replica wins an election once the master is silent for
             # node_timeout_ms; wait for that, then let the test time recovery.
@@ -195,7 +197,7 @@ async def test_sentinel_fails_over_to_the_replica(tmp_path: Path) -> None:
             victim = next(
                 node for node in [group.master, *group.replicas] if node.port == before
             )
-            victim.kill()
+            await asyncio.to_thread(victim.kill_once_replicated, [group.master, *group.replicas])
             killed = time.monotonic()
             deadline = killed + 30
             while group.master_port() == before:

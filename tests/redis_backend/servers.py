@@ -12,6 +12,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import redis
@@ -66,6 +67,37 @@ class RedisProcess:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+
+    def kill_once_replicated(self, nodes: Sequence[RedisProcess], timeout: float = 10.0) -> None:
+        """SIGKILL this master once its replicas among ``nodes`` hold all it acknowledged.
+
+        Redis replicates asynchronously, so a master killed under load takes
+        the writes it acknowledged in its last moments with it (Redis documents
+        this; a CI run saw 47 answers go back in time that way). The failover
+        tests prove our side (only `BackendUnavailable`, no wrong answer, the
+        executor follows the new master), so they first pause writes here
+        (``CLIENT PAUSE ... WRITE``: writers wait, reads go on), wait until
+        every replica's offset reaches the master's, then kill. The paused
+        callers see their connection die: their outcome stays unknown to them.
+        """
+        with self.client() as client:
+            client.execute_command("CLIENT PAUSE", int(timeout * 1000) + 5000, "WRITE")
+            target = int(client.info("replication")["master_repl_offset"])
+        deadline = time.monotonic() + timeout
+        for node in nodes:
+            if node is self or node.process.poll() is not None:
+                continue
+            with node.client() as replica:
+                while True:
+                    info = replica.info("replication")
+                    if info.get("role") != "slave" or int(info.get("master_port", 0)) != self.port:
+                        break
+                    if int(info.get("slave_repl_offset", -1)) >= target:
+                        break
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"a replica of port {self.port} did not catch up")
+                    time.sleep(0.01)
+        self.kill()
 
     def node_id(self) -> str:
         """This cluster node's id (``CLUSTER MYID``)."""
