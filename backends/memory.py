@@ -110,6 +110,11 @@ class MemoryBackend(Backend):
         self, key: LinkKey, pod: int, persist_seconds: int, now: int, old: _Link | None
     ) -> None:
         expires_at = None if persist_seconds == PERMANENT else now + persist_seconds * 1000
+        if old is not None and old.pod == pod and old.expires_at is None and expires_at is None:
+            # A permanent link set again to its pod (a router's common write):
+            # nothing moves and no expiry entry points at it, so touch it in place.
+            old.updated_at = now
+            return
         link = _Link(pod, expires_at, now)
         self._links[key] = link
         namespace, uid, service = key

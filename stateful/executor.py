@@ -8,7 +8,7 @@ import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from functools import partial
 from types import TracebackType
-from typing import Any, Protocol, Self, TypeVar
+from typing import Any, ParamSpec, Protocol, Self, TypeVar
 
 from stateful import validation as v
 from stateful.backend import Backend, CallState, Cursor, current_call
@@ -25,6 +25,7 @@ from stateful.records import LinkInfo
 logger = logging.getLogger("stateful")
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 #: Seconds `StatefulExecutor.aclose` may take unless told otherwise.
 DEFAULT_CLOSE_TIMEOUT = 10.0
@@ -172,20 +173,29 @@ class StatefulExecutor:
     async def _run(
         self,
         operation: str,
-        call: Callable[[], Awaitable[T]],
-        namespace: str | None = None,
-        service_name: str | None = None,
+        namespace: str | None,
+        service_name: str | None,
+        method: Callable[P, Awaitable[T]],
+        *args: P.args,
+        **kwargs: P.kwargs,
     ) -> T:
+        """Call ``method(*args)`` of the backend (or placer) as ``operation``.
+
+        ``namespace`` and ``service_name`` are for the observer. The bound
+        method and its arguments come in as they are (no closure per call):
+        the fast path awaits them at once, the others wrap them in a partial.
+        """
         self._used = True
         if self._direct:
             try:
-                return await call()
+                return await method(*args, **kwargs)
             except StatefulError:
                 raise
             except Exception as exc:
                 raise self._wrapped(operation, exc) from exc
         if self._closing is not None:
             raise StatefulError(f"{operation}: the executor is closed")
+        call = partial(method, *args, **kwargs)
         if self._observer is None:
             return await self._bounded(operation, call)
         finish = self._observer.started(operation, namespace, service_name)
@@ -282,17 +292,14 @@ class StatefulExecutor:
         ns, svc = v.check_namespace(namespace), v.check_service_name(service_name)
         pod, st, ttl = v.check_pod_id(pod_id), v.check_state(state), v.check_ttl(ttl_seconds)
         await self._run(
-            "set_service_state",
-            lambda: self._backend.set_service_state(ns, svc, pod, st, ttl),
-            ns,
-            svc,
+            "set_service_state", ns, svc, self._backend.set_service_state, ns, svc, pod, st, ttl
         )
 
     async def get_service_state(self, namespace: str, service_name: str) -> dict[int, str]:
         """Return the live state of every pod of a service that has one, pod id → state."""
         ns, svc = v.check_namespace(namespace), v.check_service_name(service_name)
         return await self._run(
-            "get_service_state", lambda: self._backend.get_service_state(ns, svc), ns, svc
+            "get_service_state", ns, svc, self._backend.get_service_state, ns, svc
         )
 
     async def remove_service_state(self, namespace: str, service_name: str, pod_id: int) -> bool:
@@ -300,10 +307,7 @@ class StatefulExecutor:
         ns, svc = v.check_namespace(namespace), v.check_service_name(service_name)
         pod = v.check_pod_id(pod_id)
         return await self._run(
-            "remove_service_state",
-            lambda: self._backend.remove_service_state(ns, svc, pod),
-            ns,
-            svc,
+            "remove_service_state", ns, svc, self._backend.remove_service_state, ns, svc, pod
         )
 
     async def set_workload_state(self, namespace: str, service_name: str, state: str) -> None:
@@ -311,10 +315,7 @@ class StatefulExecutor:
         ns, svc = v.check_namespace(namespace), v.check_service_name(service_name)
         st = v.check_state(state)
         await self._run(
-            "set_workload_state",
-            lambda: self._backend.set_workload_state(ns, svc, st),
-            ns,
-            svc,
+            "set_workload_state", ns, svc, self._backend.set_workload_state, ns, svc, st
         )
 
     async def get_workload_state(
@@ -326,7 +327,7 @@ class StatefulExecutor:
         if not names:
             return {}
         return await self._run(
-            "get_workload_state", lambda: self._backend.get_workload_state(ns, names), ns
+            "get_workload_state", ns, None, self._backend.get_workload_state, ns, names
         )
 
     # -- links ---------------------------------------------------------------------
@@ -338,10 +339,10 @@ class StatefulExecutor:
 
         Returns the pod of the live link before the call, or None.
         """
-        ns, u, svc = self._link_key(namespace, uid, service_name)
+        ns, u, svc = v.check_link_key(namespace, uid, service_name)
         pod, ttl = v.check_pod_id(pod_id), v.check_set_persist(persist_seconds)
         return await self._run(
-            "set_linked_pod", lambda: self._backend.set_linked_pod(ns, u, svc, pod, ttl), ns, svc
+            "set_linked_pod", ns, svc, self._backend.set_linked_pod, ns, u, svc, pod, ttl
         )
 
     async def try_set_linked_pod(
@@ -352,13 +353,10 @@ class StatefulExecutor:
         Returns ``(True, pod_id)`` after linking, else ``(False, linked_pod)``
         with nothing changed. A temporary link never blocks.
         """
-        ns, u, svc = self._link_key(namespace, uid, service_name)
+        ns, u, svc = v.check_link_key(namespace, uid, service_name)
         pod, ttl = v.check_pod_id(pod_id), v.check_set_persist(persist_seconds)
         return await self._run(
-            "try_set_linked_pod",
-            lambda: self._backend.try_set_linked_pod(ns, u, svc, pod, ttl),
-            ns,
-            svc,
+            "try_set_linked_pod", ns, svc, self._backend.try_set_linked_pod, ns, u, svc, pod, ttl
         )
 
     async def set_linked_pod_if_absent(
@@ -369,31 +367,37 @@ class StatefulExecutor:
         An existing temporary link keeps its pod but gets ``persist_seconds`` as
         its new lifetime (``-1`` makes it permanent); a permanent one is kept.
         """
-        ns, u, svc = self._link_key(namespace, uid, service_name)
+        ns, u, svc = v.check_link_key(namespace, uid, service_name)
         pod, ttl = v.check_pod_id(pod_id), v.check_set_persist(persist_seconds)
         return await self._run(
             "set_linked_pod_if_absent",
-            lambda: self._backend.set_linked_pod_if_absent(ns, u, svc, pod, ttl),
             ns,
             svc,
+            self._backend.set_linked_pod_if_absent,
+            ns,
+            u,
+            svc,
+            pod,
+            ttl,
         )
 
     async def get_linked_pod(self, namespace: str, uid: str, service_name: str) -> int | None:
         """Return the pod ``uid`` is linked to for the service, or None."""
-        ns, u, svc = self._link_key(namespace, uid, service_name)
-        return await self._run(
-            "get_linked_pod", lambda: self._backend.get_linked_pod(ns, u, svc), ns, svc
-        )
+        ns, u, svc = v.check_link_key(namespace, uid, service_name)
+        return await self._run("get_linked_pod", ns, svc, self._backend.get_linked_pod, ns, u, svc)
 
     async def get_linked_pod_if_persist(
         self, namespace: str, uid: str, service_name: str
     ) -> int | None:
         """Return the linked pod only if the link is permanent, else None."""
-        ns, u, svc = self._link_key(namespace, uid, service_name)
+        ns, u, svc = v.check_link_key(namespace, uid, service_name)
         return await self._run(
             "get_linked_pod_if_persist",
-            lambda: self._backend.get_linked_pod_if_persist(ns, u, svc),
             ns,
+            svc,
+            self._backend.get_linked_pod_if_persist,
+            ns,
+            u,
             svc,
         )
 
@@ -410,10 +414,7 @@ class StatefulExecutor:
         if not unique:
             return {}
         return await self._run(
-            "batch_get_linked_pod",
-            lambda: self._backend.batch_get_linked_pod(ns, unique, svc),
-            ns,
-            svc,
+            "batch_get_linked_pod", ns, svc, self._backend.batch_get_linked_pod, ns, unique, svc
         )
 
     async def remove_linked_pod(
@@ -423,41 +424,39 @@ class StatefulExecutor:
 
         ``-1`` or ``0`` delete it. Returns False if there was no live link.
         """
-        ns, u, svc = self._link_key(namespace, uid, service_name)
+        ns, u, svc = v.check_link_key(namespace, uid, service_name)
         ttl = v.check_remove_persist(persist_seconds)
         return await self._run(
-            "remove_linked_pod",
-            lambda: self._backend.remove_linked_pod(ns, u, svc, ttl),
-            ns,
-            svc,
+            "remove_linked_pod", ns, svc, self._backend.remove_linked_pod, ns, u, svc, ttl
         )
 
     async def remove_linked_pod_with_id(
         self, namespace: str, uid: str, service_name: str, persist_seconds: int, pod_id: int
     ) -> bool:
         """As `remove_linked_pod`, but only if the live link points at ``pod_id``."""
-        ns, u, svc = self._link_key(namespace, uid, service_name)
+        ns, u, svc = v.check_link_key(namespace, uid, service_name)
         ttl, pod = v.check_remove_persist(persist_seconds), v.check_pod_id(pod_id)
         return await self._run(
             "remove_linked_pod_with_id",
-            lambda: self._backend.remove_linked_pod_with_id(ns, u, svc, ttl, pod),
             ns,
             svc,
+            self._backend.remove_linked_pod_with_id,
+            ns,
+            u,
+            svc,
+            ttl,
+            pod,
         )
 
     async def get_link_service(self, namespace: str, uid: str) -> dict[str, int]:
         """Return the uid's live permanent links, service → pod."""
         ns, u = v.check_namespace(namespace), v.check_uid(uid)
-        return await self._run(
-            "get_link_service", lambda: self._backend.get_link_service(ns, u), ns
-        )
+        return await self._run("get_link_service", ns, None, self._backend.get_link_service, ns, u)
 
     async def get_link_info(self, namespace: str, uid: str, service_name: str) -> LinkInfo | None:
         """Return the live link with its expiry and last update (`LinkInfo`), or None."""
-        ns, u, svc = self._link_key(namespace, uid, service_name)
-        return await self._run(
-            "get_link_info", lambda: self._backend.get_link_info(ns, u, svc), ns, svc
-        )
+        ns, u, svc = v.check_link_key(namespace, uid, service_name)
+        return await self._run("get_link_info", ns, svc, self._backend.get_link_info, ns, u, svc)
 
     # -- pods ----------------------------------------------------------------------
 
@@ -485,10 +484,7 @@ class StatefulExecutor:
         cursor: Cursor = None
         while True:
             uids, cursor = await self._run(
-                "pod_links",
-                partial(self._backend.pod_links_page, ns, svc, pod, cursor, size),
-                ns,
-                svc,
+                "pod_links", ns, svc, self._backend.pod_links_page, ns, svc, pod, cursor, size
             )
             for uid in uids:
                 yield uid
@@ -501,9 +497,7 @@ class StatefulExecutor:
         Exact whenever no write runs concurrently.
         """
         ns, svc = v.check_namespace(namespace), v.check_service_name(service_name)
-        return await self._run(
-            "count_pod_links", lambda: self._backend.count_pod_links(ns, svc), ns, svc
-        )
+        return await self._run("count_pod_links", ns, svc, self._backend.count_pod_links, ns, svc)
 
     async def remove_pod_links(
         self, namespace: str, service_name: str, pod_id: int, persist_seconds: int
@@ -522,17 +516,15 @@ class StatefulExecutor:
         while True:
             count, cursor = await self._run(
                 "remove_pod_links",
-                partial(
-                    self._backend.remove_pod_links_page,
-                    ns,
-                    svc,
-                    pod,
-                    ttl,
-                    cursor,
-                    DEFAULT_PAGE_SIZE,
-                ),
                 ns,
                 svc,
+                self._backend.remove_pod_links_page,
+                ns,
+                svc,
+                pod,
+                ttl,
+                cursor,
+                DEFAULT_PAGE_SIZE,
             )
             removed += count
             if cursor is None:
@@ -556,16 +548,10 @@ class StatefulExecutor:
         no pod qualifies. The link itself is created atomically: concurrent
         callers for one uid all get the same pod.
         """
-        ns, u, svc = self._link_key(namespace, uid, service_name)
+        ns, u, svc = v.check_link_key(namespace, uid, service_name)
         ttl = v.check_set_persist(persist_seconds)
         wanted = frozenset(v.check_unique_strings("states", states, v.MAX_STATE))
         return await self._run(
-            "place_linked_pod",
-            lambda: self._placer.place(ns, u, svc, ttl, wanted),
-            ns,
-            svc,
+            "place_linked_pod", ns, svc, self._placer.place, ns, u, svc, ttl, wanted
         )
 
-    @staticmethod
-    def _link_key(namespace: object, uid: object, service_name: object) -> tuple[str, str, str]:
-        return v.check_namespace(namespace), v.check_uid(uid), v.check_service_name(service_name)

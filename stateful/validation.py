@@ -77,6 +77,22 @@ def check_uid(value: object, argument: str = "uid") -> str:
     return check_string(argument, value, MAX_UID)
 
 
+def check_link_key(namespace: object, uid: object, service_name: object) -> tuple[str, str, str]:
+    """Validate the namespace, uid and service name of a link operation."""
+    # Fast path (every link call): check_string's test done once for the three.
+    if type(namespace) is str and type(uid) is str and type(service_name) is str:
+        joined = namespace + uid + service_name
+        if (
+            joined.isascii()
+            and "\x00" not in joined
+            and 0 < len(namespace) <= MAX_NAMESPACE
+            and 0 < len(uid) <= MAX_UID
+            and 0 < len(service_name) <= MAX_SERVICE_NAME
+        ):
+            return namespace, uid, service_name
+    return check_namespace(namespace), check_uid(uid), check_service_name(service_name)
+
+
 def check_state(value: object, argument: str = "state") -> str:
     """Validate a pod or workload state."""
     return check_string(argument, value, MAX_STATE)
@@ -93,6 +109,8 @@ def _check_int(argument: str, value: object) -> int:
 
 def check_pod_id(value: object) -> int:
     """Accept an `int` (not `bool`) in 0..2**31-1."""
+    if type(value) is int and 0 <= value <= MAX_POD_ID:
+        return value  # fast path: the common case, one test
     pod = _check_int("pod_id", value)
     if not 0 <= pod <= MAX_POD_ID:
         raise ValidationError("pod_id", f"must be in 0..{MAX_POD_ID}, got {pod}")
@@ -101,6 +119,8 @@ def check_pod_id(value: object) -> int:
 
 def check_set_persist(value: object) -> int:
     """Accept -1 (permanent) or 1..315360000 seconds, for set operations."""
+    if type(value) is int and (value == PERMANENT or 1 <= value <= MAX_PERSIST_SECONDS):
+        return value  # fast path: the common case, one test
     seconds = _check_int("persist_seconds", value)
     if seconds != PERMANENT and not 1 <= seconds <= MAX_PERSIST_SECONDS:
         raise ValidationError(
