@@ -225,6 +225,52 @@ async def check_expiry_instants(factory: Factory) -> None:
     await _session(factory, use)
 
 
+async def check_placement_write(factory: Factory) -> None:
+    """`Backend.place_linked_pod` with a chosen pod never moves a live link.
+
+    The executor chooses the pod and the backend writes it; a user linked
+    between the two must keep their pod. Random rounds reach that only by a
+    lucky interleaving, so the backend's method is called here directly on
+    every kind of link: none, permanent, temporary, expired at the instant.
+    """
+
+    async def use(s: Session) -> None:
+        backend = s.executor.backend
+        cases = (
+            ("none", None),
+            ("permanent", -1),
+            ("temporary", 5),
+            ("expired", 0),
+        )
+        for name, persist in cases:
+            uid = f"place-{name}"
+            if persist == 0:
+                await s.both(Call("set_linked_pod", ("n", uid, "s", 1, 5)))
+                s.clock.advance_ms(5000)
+            elif persist is not None:
+                await s.both(Call("set_linked_pod", ("n", uid, "s", 1, persist)))
+            s.clock.advance_ms(1000)
+            for ttl in (7, -1):
+                expected = s.model.set_linked_pod_if_absent("n", uid, "s", 2, ttl)
+                actual = await backend.place_linked_pod("n", uid, "s", ttl, 2)
+                if actual != expected:
+                    raise EdgeFailure(
+                        f"backend.place_linked_pod('n', {uid!r}, 's', {ttl}, pod_id=2) on a "
+                        f"{name} link at t={s.clock.now_ms()}: returned {actual!r}, the model "
+                        f"{expected!r} (a live link must keep its pod)"
+                    )
+                await s.both(Call("get_link_info", ("n", uid, "s")))
+        fresh = await backend.place_linked_pod("n", "place-nobody", "s", -1, None)
+        if fresh is not None:
+            raise EdgeFailure(
+                f"backend.place_linked_pod('n', 'place-nobody', 's', -1, pod_id=None) on no "
+                f"link: returned {fresh!r}, the model None (nothing to keep, nothing to link)"
+            )
+        await s.both(Call("get_link_info", ("n", "place-nobody", "s")))
+
+    await _session(factory, use)
+
+
 async def check_creation_race(factory: Factory, callers: int = 16) -> None:
     """Many executors create one link at once: all must agree on one pod."""
     clock = ManualClock(start_ms=START_MS)

@@ -46,6 +46,7 @@ AREAS = {
     "test_many_links": "large_batches",
     "test_expiry_instants": "clock",
     "test_injected_clock": "clock",
+    "test_placement_write": "clock",
     "test_creation_race": "concurrency",
     "test_linearizable_histories": "concurrency",
     "test_cancellation": "cancellation",
@@ -114,6 +115,11 @@ class ConformanceKit:
         """The backend follows the clock it is given, to the millisecond."""
         self._needs("injected_clock")
         self._run(edge_cases.check_injected_clock)
+
+    def test_placement_write(self) -> None:
+        """The backend's placement write keeps every live link's pod."""
+        self._needs("injected_clock")
+        self._run(edge_cases.check_placement_write)
 
     def test_creation_race(self) -> None:
         """Many executors creating or placing one link at once agree on one pod."""

@@ -57,6 +57,7 @@ async def _first_fixed_check_failure(make: edge_cases.Factory) -> str:
     for check in (
         edge_cases.check_cancellation,
         edge_cases.check_creation_race,
+        edge_cases.check_placement_write,
         edge_cases.check_expiry_instants,
         edge_cases.check_collisions,
         edge_cases.check_faults,

@@ -48,6 +48,7 @@ class _NoClock(ConformanceKit):
     [
         ("test_injected_clock", "injected_clock"),
         ("test_expiry_instants", "injected_clock"),
+        ("test_placement_write", "injected_clock"),
         ("test_creation_race", "concurrent"),
         ("test_many_links", "max_batch=500"),
     ],
@@ -90,6 +91,7 @@ def test_declared_capability_that_does_not_hold_fails() -> None:
         (edge_cases.check_expiry_instants, broken.OffByOneExpiry),
         (edge_cases.check_expiry_instants, broken.StateTtlOffByOne),
         (edge_cases.check_creation_race, broken.CheckThenActIfAbsent),
+        (edge_cases.check_placement_write, broken.PlaceOverwritesLiveLink),
         (edge_cases.check_cancellation, broken.CancelSafeLiarSet),
         (edge_cases.check_cancellation, broken.CancelSafeLiarState),
     ],
