@@ -27,6 +27,10 @@ logger = logging.getLogger("stateful")
 T = TypeVar("T")
 P = ParamSpec("P")
 
+#: The pod states `StatefulExecutor.place_linked_pod` places new users on by default.
+PLACE_STATES = ("ready",)
+_PLACE_STATES_SET = frozenset(v.check_unique_strings("states", PLACE_STATES, v.MAX_STATE))
+
 #: Seconds `StatefulExecutor.aclose` may take unless told otherwise.
 DEFAULT_CLOSE_TIMEOUT = 10.0
 #: Uids per backend call when walking or draining a pod.
@@ -537,7 +541,7 @@ class StatefulExecutor:
         service_name: str,
         persist_seconds: int,
         *,
-        states: Iterable[str] = ("ready",),
+        states: Iterable[str] = PLACE_STATES,
     ) -> int | None:
         """Return the uid's pod, linking a new user to the least-loaded pod in ``states``.
 
@@ -550,7 +554,10 @@ class StatefulExecutor:
         """
         ns, u, svc = v.check_link_key(namespace, uid, service_name)
         ttl = v.check_set_persist(persist_seconds)
-        wanted = frozenset(v.check_unique_strings("states", states, v.MAX_STATE))
+        if states is PLACE_STATES:  # the default: checked once, below
+            wanted = _PLACE_STATES_SET
+        else:
+            wanted = frozenset(v.check_unique_strings("states", states, v.MAX_STATE))
         return await self._run(
             "place_linked_pod", ns, svc, self._placer.place, ns, u, svc, ttl, wanted
         )
