@@ -62,7 +62,7 @@ async def main(rounds: int, calls: int) -> None:
         "get: validation": lambda: v.check_link_key("ns", "u1", "svc"),
         "get: backend": lambda: backend.get_linked_pod("ns", "u1", "svc"),
         "get: dispatch + backend": lambda: run(
-            "get_linked_pod", "ns", "svc", backend.get_linked_pod, "ns", "u1", "svc"
+            "get_linked_pod", "ns", "svc", backend.get_linked_pod("ns", "u1", "svc")
         ),
         "get: executor": lambda: executor.get_linked_pod("ns", "u1", "svc"),
         "set: raw dict": raw_set,
@@ -73,7 +73,7 @@ async def main(rounds: int, calls: int) -> None:
         ),
         "set: backend": lambda: backend.set_linked_pod("ns", "u1", "svc", 3, -1),
         "set: dispatch + backend": lambda: run(
-            "set_linked_pod", "ns", "svc", backend.set_linked_pod, "ns", "u1", "svc", 3, -1
+            "set_linked_pod", "ns", "svc", backend.set_linked_pod("ns", "u1", "svc", 3, -1)
         ),
         "set: executor": lambda: executor.set_linked_pod("ns", "u1", "svc", 3, -1),
     }

@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from functools import partial
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from types import TracebackType
-from typing import Any, ParamSpec, Protocol, Self, TypeVar
+from typing import Any, Protocol, Self, TypeVar
 
 from stateful import validation as v
 from stateful.backend import Backend, CallState, Cursor, current_call
@@ -25,7 +24,6 @@ from stateful.records import LinkInfo
 logger = logging.getLogger("stateful")
 
 T = TypeVar("T")
-P = ParamSpec("P")
 
 #: The pod states `StatefulExecutor.place_linked_pod` places new users on by default.
 PLACE_STATES = ("ready",)
@@ -179,50 +177,49 @@ class StatefulExecutor:
         operation: str,
         namespace: str | None,
         service_name: str | None,
-        method: Callable[P, Awaitable[T]],
-        *args: P.args,
-        **kwargs: P.kwargs,
+        work: Coroutine[Any, Any, T],
     ) -> T:
-        """Call ``method(*args)`` of the backend (or placer) as ``operation``.
+        """Await ``work``, the backend's (or placer's) coroutine, as ``operation``.
 
-        ``namespace`` and ``service_name`` are for the observer. The bound
-        method and its arguments come in as they are (no closure per call):
-        the fast path awaits them at once, the others wrap them in a partial.
+        ``namespace`` and ``service_name`` are for the observer. The caller
+        creates the coroutine (nothing runs until it is awaited), so the fast
+        path costs one await and no closure.
         """
         self._used = True
         if self._direct:
             try:
-                return await method(*args, **kwargs)
+                return await work
             except StatefulError:
                 raise
             except Exception as exc:
                 raise self._wrapped(operation, exc) from exc
         if self._closing is not None:
+            # Never started: close it, or Python warns that it was never awaited.
+            getattr(work, "close", lambda: None)()
             raise StatefulError(f"{operation}: the executor is closed")
-        call = partial(method, *args, **kwargs)
         if self._observer is None:
-            return await self._bounded(operation, call)
+            return await self._bounded(operation, work)
         finish = self._observer.started(operation, namespace, service_name)
         try:
-            result = await self._bounded(operation, call)
+            result = await self._bounded(operation, work)
         except BaseException as exc:
             finish(exc)
             raise
         finish(None)
         return result
 
-    async def _bounded(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
+    async def _bounded(self, operation: str, work: Coroutine[Any, Any, T]) -> T:
         if self._backend.cancel_safe:
-            work = self._translated(operation, call)
+            bounded = self._translated(operation, work)
         else:
-            work = self._shielded(operation, call)
+            bounded = self._shielded(operation, work)
         if self._timeout is None:
-            return await work
+            return await bounded
         state = CallState()
         token = current_call.set(state)
         try:
             async with asyncio.timeout(self._timeout):
-                return await work
+                return await bounded
         except TimeoutError as exc:
             if state.waiting_for_connection:
                 raise PoolExhausted(
@@ -235,10 +232,10 @@ class StatefulExecutor:
         finally:
             current_call.reset(token)
 
-    async def _shielded(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
+    async def _shielded(self, operation: str, work: Coroutine[Any, Any, T]) -> T:
         # The call runs in its own task, so a cancelled caller (or a timeout)
         # cannot interrupt the backend mid-transaction; aclose() waits for it.
-        task = asyncio.create_task(self._translated(operation, call), name=f"stateful {operation}")
+        task = asyncio.create_task(self._translated(operation, work), name=f"stateful {operation}")
         self._inflight.add(task)
         task.add_done_callback(self._forget)
         try:
@@ -264,9 +261,9 @@ class StatefulExecutor:
         if orphaned and error is not None:
             logger.debug("stateful call failed after its caller left", exc_info=error)
 
-    async def _translated(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
+    async def _translated(self, operation: str, work: Coroutine[Any, Any, T]) -> T:
         try:
-            return await call()
+            return await work
         except StatefulError:
             raise
         except Exception as exc:
@@ -296,14 +293,14 @@ class StatefulExecutor:
         ns, svc = v.check_namespace(namespace), v.check_service_name(service_name)
         pod, st, ttl = v.check_pod_id(pod_id), v.check_state(state), v.check_ttl(ttl_seconds)
         await self._run(
-            "set_service_state", ns, svc, self._backend.set_service_state, ns, svc, pod, st, ttl
+            "set_service_state", ns, svc, self._backend.set_service_state(ns, svc, pod, st, ttl)
         )
 
     async def get_service_state(self, namespace: str, service_name: str) -> dict[int, str]:
         """Return the live state of every pod of a service that has one, pod id → state."""
         ns, svc = v.check_namespace(namespace), v.check_service_name(service_name)
         return await self._run(
-            "get_service_state", ns, svc, self._backend.get_service_state, ns, svc
+            "get_service_state", ns, svc, self._backend.get_service_state(ns, svc)
         )
 
     async def remove_service_state(self, namespace: str, service_name: str, pod_id: int) -> bool:
@@ -311,7 +308,7 @@ class StatefulExecutor:
         ns, svc = v.check_namespace(namespace), v.check_service_name(service_name)
         pod = v.check_pod_id(pod_id)
         return await self._run(
-            "remove_service_state", ns, svc, self._backend.remove_service_state, ns, svc, pod
+            "remove_service_state", ns, svc, self._backend.remove_service_state(ns, svc, pod)
         )
 
     async def set_workload_state(self, namespace: str, service_name: str, state: str) -> None:
@@ -319,7 +316,7 @@ class StatefulExecutor:
         ns, svc = v.check_namespace(namespace), v.check_service_name(service_name)
         st = v.check_state(state)
         await self._run(
-            "set_workload_state", ns, svc, self._backend.set_workload_state, ns, svc, st
+            "set_workload_state", ns, svc, self._backend.set_workload_state(ns, svc, st)
         )
 
     async def get_workload_state(
@@ -331,7 +328,7 @@ class StatefulExecutor:
         if not names:
             return {}
         return await self._run(
-            "get_workload_state", ns, None, self._backend.get_workload_state, ns, names
+            "get_workload_state", ns, None, self._backend.get_workload_state(ns, names)
         )
 
     # -- links ---------------------------------------------------------------------
@@ -346,7 +343,7 @@ class StatefulExecutor:
         ns, u, svc = v.check_link_key(namespace, uid, service_name)
         pod, ttl = v.check_pod_id(pod_id), v.check_set_persist(persist_seconds)
         return await self._run(
-            "set_linked_pod", ns, svc, self._backend.set_linked_pod, ns, u, svc, pod, ttl
+            "set_linked_pod", ns, svc, self._backend.set_linked_pod(ns, u, svc, pod, ttl)
         )
 
     async def try_set_linked_pod(
@@ -360,7 +357,7 @@ class StatefulExecutor:
         ns, u, svc = v.check_link_key(namespace, uid, service_name)
         pod, ttl = v.check_pod_id(pod_id), v.check_set_persist(persist_seconds)
         return await self._run(
-            "try_set_linked_pod", ns, svc, self._backend.try_set_linked_pod, ns, u, svc, pod, ttl
+            "try_set_linked_pod", ns, svc, self._backend.try_set_linked_pod(ns, u, svc, pod, ttl)
         )
 
     async def set_linked_pod_if_absent(
@@ -377,18 +374,13 @@ class StatefulExecutor:
             "set_linked_pod_if_absent",
             ns,
             svc,
-            self._backend.set_linked_pod_if_absent,
-            ns,
-            u,
-            svc,
-            pod,
-            ttl,
+            self._backend.set_linked_pod_if_absent(ns, u, svc, pod, ttl),
         )
 
     async def get_linked_pod(self, namespace: str, uid: str, service_name: str) -> int | None:
         """Return the pod ``uid`` is linked to for the service, or None."""
         ns, u, svc = v.check_link_key(namespace, uid, service_name)
-        return await self._run("get_linked_pod", ns, svc, self._backend.get_linked_pod, ns, u, svc)
+        return await self._run("get_linked_pod", ns, svc, self._backend.get_linked_pod(ns, u, svc))
 
     async def get_linked_pod_if_persist(
         self, namespace: str, uid: str, service_name: str
@@ -399,10 +391,7 @@ class StatefulExecutor:
             "get_linked_pod_if_persist",
             ns,
             svc,
-            self._backend.get_linked_pod_if_persist,
-            ns,
-            u,
-            svc,
+            self._backend.get_linked_pod_if_persist(ns, u, svc),
         )
 
     async def batch_get_linked_pod(
@@ -418,7 +407,7 @@ class StatefulExecutor:
         if not unique:
             return {}
         return await self._run(
-            "batch_get_linked_pod", ns, svc, self._backend.batch_get_linked_pod, ns, unique, svc
+            "batch_get_linked_pod", ns, svc, self._backend.batch_get_linked_pod(ns, unique, svc)
         )
 
     async def remove_linked_pod(
@@ -431,7 +420,7 @@ class StatefulExecutor:
         ns, u, svc = v.check_link_key(namespace, uid, service_name)
         ttl = v.check_remove_persist(persist_seconds)
         return await self._run(
-            "remove_linked_pod", ns, svc, self._backend.remove_linked_pod, ns, u, svc, ttl
+            "remove_linked_pod", ns, svc, self._backend.remove_linked_pod(ns, u, svc, ttl)
         )
 
     async def remove_linked_pod_with_id(
@@ -444,23 +433,18 @@ class StatefulExecutor:
             "remove_linked_pod_with_id",
             ns,
             svc,
-            self._backend.remove_linked_pod_with_id,
-            ns,
-            u,
-            svc,
-            ttl,
-            pod,
+            self._backend.remove_linked_pod_with_id(ns, u, svc, ttl, pod),
         )
 
     async def get_link_service(self, namespace: str, uid: str) -> dict[str, int]:
         """Return the uid's live permanent links, service → pod."""
         ns, u = v.check_namespace(namespace), v.check_uid(uid)
-        return await self._run("get_link_service", ns, None, self._backend.get_link_service, ns, u)
+        return await self._run("get_link_service", ns, None, self._backend.get_link_service(ns, u))
 
     async def get_link_info(self, namespace: str, uid: str, service_name: str) -> LinkInfo | None:
         """Return the live link with its expiry and last update (`LinkInfo`), or None."""
         ns, u, svc = v.check_link_key(namespace, uid, service_name)
-        return await self._run("get_link_info", ns, svc, self._backend.get_link_info, ns, u, svc)
+        return await self._run("get_link_info", ns, svc, self._backend.get_link_info(ns, u, svc))
 
     # -- pods ----------------------------------------------------------------------
 
@@ -488,7 +472,7 @@ class StatefulExecutor:
         cursor: Cursor = None
         while True:
             uids, cursor = await self._run(
-                "pod_links", ns, svc, self._backend.pod_links_page, ns, svc, pod, cursor, size
+                "pod_links", ns, svc, self._backend.pod_links_page(ns, svc, pod, cursor, size)
             )
             for uid in uids:
                 yield uid
@@ -501,7 +485,7 @@ class StatefulExecutor:
         Exact whenever no write runs concurrently.
         """
         ns, svc = v.check_namespace(namespace), v.check_service_name(service_name)
-        return await self._run("count_pod_links", ns, svc, self._backend.count_pod_links, ns, svc)
+        return await self._run("count_pod_links", ns, svc, self._backend.count_pod_links(ns, svc))
 
     async def remove_pod_links(
         self, namespace: str, service_name: str, pod_id: int, persist_seconds: int
@@ -522,13 +506,7 @@ class StatefulExecutor:
                 "remove_pod_links",
                 ns,
                 svc,
-                self._backend.remove_pod_links_page,
-                ns,
-                svc,
-                pod,
-                ttl,
-                cursor,
-                DEFAULT_PAGE_SIZE,
+                self._backend.remove_pod_links_page(ns, svc, pod, ttl, cursor, DEFAULT_PAGE_SIZE),
             )
             removed += count
             if cursor is None:
@@ -559,6 +537,5 @@ class StatefulExecutor:
         else:
             wanted = frozenset(v.check_unique_strings("states", states, v.MAX_STATE))
         return await self._run(
-            "place_linked_pod", ns, svc, self._placer.place, ns, u, svc, ttl, wanted
+            "place_linked_pod", ns, svc, self._placer.place(ns, u, svc, ttl, wanted)
         )
-
