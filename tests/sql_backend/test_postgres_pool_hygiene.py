@@ -30,13 +30,16 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
-from stateful.backends.sql import SQLBackend, build_tables
+from stateful.backends.sql import SQLBackend, build_tables, from_url
 from stateful.backends.sql.keys import link_key
 from stateful.clock import ManualClock
 from tests.sql_backend import endpoints
 from tests.sql_backend.scratch import empty_backend
 
 NS, SVC = "hygiene", "svc"
+
+#: The pool's sessions are found on the server by this application name.
+_APP = f"hygiene-{uuid.uuid4().hex[:8]}"
 
 
 def _dsn(url: str) -> str:
@@ -48,18 +51,14 @@ async def backend(postgres_url: str) -> AsyncIterator[SQLBackend]:
     """A PostgreSQL backend of two pooled connections over an empty store."""
     emptied = await empty_backend(postgres_url, ManualClock())
     await emptied.aclose()
-    name = f"hygiene-{uuid.uuid4().hex[:8]}"
-    from stateful.backends.sql import from_url
-
     made = from_url(
         postgres_url,
         clock=ManualClock(),
         table_prefix=endpoints.PREFIX,
         pool_size=2,
         pool_timeout=5,
-        connect_args={"server_settings": {"application_name": name}},
+        connect_args={"server_settings": {"application_name": _APP}},
     )
-    made.test_application_name = name  # type: ignore[attr-defined]
     yield made
     await made.aclose()
 
@@ -77,27 +76,26 @@ async def _queries(backend: SQLBackend) -> int:
     return sum(conn._protocol.queries_count for conn in await _pooled(backend))
 
 
-async def _sessions(backend: SQLBackend, postgres_url: str) -> list[tuple[str, str]]:
+async def _sessions(postgres_url: str) -> list[tuple[str, str]]:
     """``(state, query)`` of the server sessions the backend's pool opened."""
-    name = backend.test_application_name  # type: ignore[attr-defined]
     conn = await asyncpg.connect(_dsn(postgres_url))
     try:
         rows = await conn.fetch(
-            "SELECT state, query FROM pg_stat_activity WHERE application_name = $1", name
+            "SELECT state, query FROM pg_stat_activity WHERE application_name = $1", _APP
         )
     finally:
         await conn.close()
     return [(row["state"], row["query"]) for row in rows]
 
 
-async def _settled(backend: SQLBackend, postgres_url: str) -> list[tuple[str, str]]:
+async def _settled(postgres_url: str) -> list[tuple[str, str]]:
     """Sessions of the pool, once those of dropped connections have ended."""
-    sessions = await _sessions(backend, postgres_url)
+    sessions = await _sessions(postgres_url)
     for _ in range(100):
         if all(state == "idle" for state, _ in sessions):
             break
         await asyncio.sleep(0.05)
-        sessions = await _sessions(backend, postgres_url)
+        sessions = await _sessions(postgres_url)
     return sessions
 
 
@@ -166,7 +164,7 @@ async def test_calls_cancelled_at_random_leave_a_clean_pool(
     for conn in await _pooled(backend):
         assert not conn.is_closed()
         assert not conn.is_in_transaction()
-    for state, query in await _settled(backend, postgres_url):
+    for state, query in await _settled(postgres_url):
         assert state == "idle", (state, query)
     # Every row can be locked at once: nothing holds a lock.
     conn = await asyncpg.connect(_dsn(postgres_url))
@@ -207,7 +205,7 @@ async def test_calls_cancelled_while_waiting_for_a_row_lock(
     finally:
         await holder.execute("ROLLBACK")
         await holder.close()
-    for state, query in await _settled(backend, postgres_url):
+    for state, query in await _settled(postgres_url):
         assert state == "idle", (state, query)
     # The removal never committed; the lone overwrite is its own transaction,
     # which the server may still have run once the lock was free: before or after.
