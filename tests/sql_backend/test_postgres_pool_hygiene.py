@@ -1,0 +1,212 @@
+"""PostgreSQL: what each call sends, and the pool it leaves behind.
+
+The engine runs in AUTOCOMMIT with no reset on return to the pool
+(`engines.create_engine`): a lone statement is its own transaction, and
+nothing is rolled back at checkin. That is only safe if no path returns a
+connection with a transaction open, cancellation included; these tests hold
+the backend (no executor shield in between) to both:
+
+* a lone statement costs exactly one query on its connection: no ``BEGIN``,
+  ``COMMIT`` or ``ROLLBACK`` around it, none at checkin; a transaction of two
+  statements costs those two plus ``BEGIN`` and ``COMMIT``;
+* calls cancelled at random instants, or while they wait for a row lock,
+  leave every pooled connection outside any transaction, the server with no
+  session of the pool idle in a transaction, and the store before or after
+  each call (a transaction cancelled before its ``COMMIT``: before).
+
+The query count is asyncpg's own (``queries_count``, which its pool uses to
+retire connections): one per statement or simple-query string sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import pytest
+from sqlalchemy.engine import make_url
+
+from stateful.backends.sql import SQLBackend, build_tables, from_url
+from stateful.backends.sql.keys import link_key
+from stateful.clock import ManualClock
+from tests.sql_backend import endpoints
+from tests.sql_backend.scratch import empty_backend
+
+NS, SVC = "hygiene", "svc"
+
+#: The pool's sessions are found on the server by this application name.
+_APP = f"hygiene-{uuid.uuid4().hex[:8]}"
+
+
+def _dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@pytest.fixture
+async def backend(postgres_url: str) -> AsyncIterator[SQLBackend]:
+    """A PostgreSQL backend of two pooled connections over an empty store."""
+    emptied = await empty_backend(postgres_url, ManualClock())
+    await emptied.aclose()
+    made = from_url(
+        postgres_url,
+        clock=ManualClock(),
+        table_prefix=endpoints.PREFIX,
+        pool_size=2,
+        pool_timeout=5,
+        connect_args={"server_settings": {"application_name": _APP}},
+    )
+    yield made
+    await made.aclose()
+
+
+async def _pooled(backend: SQLBackend) -> list[Any]:
+    """The asyncpg connections the pool holds now (checked in)."""
+    # SQLAlchemy's queue of checked-in records wraps an asyncio.Queue.
+    records = list(backend.engine.sync_engine.pool._pool._queue._queue)  # type: ignore[attr-defined]
+    # A record whose connection was dropped reconnects on its next checkout.
+    return [r.driver_connection for r in records if r.driver_connection is not None]
+
+
+async def _queries(backend: SQLBackend) -> int:
+    """Queries sent so far on the pool's connections."""
+    return sum(conn._protocol.queries_count for conn in await _pooled(backend))
+
+
+async def _sessions(postgres_url: str) -> list[tuple[str, str]]:
+    """``(state, query)`` of the server sessions the backend's pool opened."""
+    conn = await asyncpg.connect(_dsn(postgres_url))
+    try:
+        rows = await conn.fetch(
+            "SELECT state, query FROM pg_stat_activity WHERE application_name = $1", _APP
+        )
+    finally:
+        await conn.close()
+    return [(row["state"], row["query"]) for row in rows]
+
+
+async def _settled(postgres_url: str) -> list[tuple[str, str]]:
+    """Sessions of the pool, once those of dropped connections have ended."""
+    sessions = await _sessions(postgres_url)
+    for _ in range(100):
+        if all(state == "idle" for state, _ in sessions):
+            break
+        await asyncio.sleep(0.05)
+        sessions = await _sessions(postgres_url)
+    return sessions
+
+
+async def test_a_lone_statement_is_one_query_and_a_transaction_is_framed(
+    backend: SQLBackend,
+) -> None:
+    await backend.set_linked_pod(NS, "warm", SVC, 1, 600)
+    lone: dict[str, Callable[[], Awaitable[Any]]] = {
+        "get_linked_pod": lambda: backend.get_linked_pod(NS, "u", SVC),
+        "get_linked_pod_if_persist": lambda: backend.get_linked_pod_if_persist(NS, "u", SVC),
+        "get_link_info": lambda: backend.get_link_info(NS, "u", SVC),
+        "set_linked_pod": lambda: backend.set_linked_pod(NS, "u", SVC, 2, -1),
+        "try_set_linked_pod": lambda: backend.try_set_linked_pod(NS, "u", SVC, 2, -1),
+        "set_linked_pod_if_absent": lambda: backend.set_linked_pod_if_absent(NS, "u", SVC, 3, -1),
+        "place_linked_pod": lambda: backend.place_linked_pod(NS, "t", SVC, 60, None),
+        "remove_linked_pod": lambda: backend.remove_linked_pod(NS, "t", SVC, 0),
+        "batch_get_linked_pod": lambda: backend.batch_get_linked_pod(NS, ["u", "t", "v"], SVC),
+        "get_link_service": lambda: backend.get_link_service(NS, "u"),
+        "set_service_state": lambda: backend.set_service_state(NS, SVC, 1, "ready", None),
+        "get_service_state": lambda: backend.get_service_state(NS, SVC),
+        "set_workload_state": lambda: backend.set_workload_state(NS, SVC, "stable"),
+        "get_workload_state": lambda: backend.get_workload_state(NS, [SVC]),
+    }
+    for name, call in lone.items():
+        await call()  # statements prepared, connection opened
+        before = await _queries(backend)
+        await call()
+        assert await _queries(backend) - before == 1, name
+    # Two statements: BEGIN, the page's keys, the removal, COMMIT.
+    for i in range(3):
+        await backend.set_linked_pod(NS, f"p{i}", SVC, 7, -1)
+    await backend.remove_pod_links_page(NS, SVC, 7, 0, None, 2)
+    before = await _queries(backend)
+    removed, _ = await backend.remove_pod_links_page(NS, SVC, 7, 0, None, 2)
+    assert removed == 1
+    assert await _queries(backend) - before == 4
+    for conn in await _pooled(backend):
+        assert not conn.is_in_transaction()
+
+
+async def test_calls_cancelled_at_random_leave_a_clean_pool(
+    backend: SQLBackend, postgres_url: str
+) -> None:
+    rng = random.Random(9)
+    uids = [f"c{i}" for i in range(4)]
+    calls: list[Callable[[str], Awaitable[Any]]] = [
+        lambda uid: backend.set_linked_pod(NS, uid, SVC, rng.randrange(8), -1),
+        lambda uid: backend.try_set_linked_pod(NS, uid, SVC, rng.randrange(8), 60),
+        lambda uid: backend.set_linked_pod_if_absent(NS, uid, SVC, rng.randrange(8), -1),
+        lambda uid: backend.get_linked_pod(NS, uid, SVC),
+        lambda uid: backend.remove_linked_pod(NS, uid, SVC, 0),
+        lambda uid: backend.remove_pod_links_page(NS, SVC, rng.randrange(8), 0, None, 2),
+    ]
+    cancelled = 0
+    for _ in range(25):
+        tasks = [asyncio.ensure_future(rng.choice(calls)(rng.choice(uids))) for _ in range(6)]
+        loop = asyncio.get_running_loop()
+        for task in tasks:
+            loop.call_later(rng.choice((0, 0.0002, 0.0005, 0.001, 0.003)), task.cancel)
+        for outcome in await asyncio.gather(*tasks, return_exceptions=True):
+            if isinstance(outcome, asyncio.CancelledError):
+                cancelled += 1
+            elif isinstance(outcome, BaseException):
+                raise outcome
+    assert cancelled > 10
+    for conn in await _pooled(backend):
+        assert not conn.is_closed()
+        assert not conn.is_in_transaction()
+    for state, query in await _settled(postgres_url):
+        assert state == "idle", (state, query)
+    # Every row can be locked at once: nothing holds a lock.
+    conn = await asyncpg.connect(_dsn(postgres_url))
+    try:
+        async with conn.transaction():
+            table = build_tables(endpoints.PREFIX).links.name
+            await conn.execute(f"SELECT 1 FROM {table} FOR UPDATE NOWAIT")
+    finally:
+        await conn.close()
+    for uid in uids:
+        await backend.set_linked_pod(NS, uid, SVC, 1, -1)
+        assert await backend.get_linked_pod(NS, uid, SVC) == 1
+
+
+async def test_calls_cancelled_while_waiting_for_a_row_lock(
+    backend: SQLBackend, postgres_url: str
+) -> None:
+    await backend.set_linked_pod(NS, "locked", SVC, 5, -1)
+    table = build_tables(endpoints.PREFIX).links.name
+    holder = await asyncpg.connect(_dsn(postgres_url))
+    try:
+        await holder.execute("BEGIN")
+        await holder.execute(
+            f"SELECT 1 FROM {table} WHERE link_key = $1 FOR UPDATE",
+            link_key(NS, "locked", SVC),
+        )
+        lone = asyncio.ensure_future(backend.set_linked_pod(NS, "locked", SVC, 6, -1))
+        framed = asyncio.ensure_future(backend.remove_pod_links_page(NS, SVC, 5, 0, None, 10))
+        await asyncio.sleep(0.3)
+        assert not lone.done() and not framed.done()
+        lone.cancel()
+        framed.cancel()
+        for task in (lone, framed):
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        for conn in await _pooled(backend):
+            assert not conn.is_in_transaction()
+    finally:
+        await holder.execute("ROLLBACK")
+        await holder.close()
+    for state, query in await _settled(postgres_url):
+        assert state == "idle", (state, query)
+    # The removal never committed; the lone overwrite is its own transaction,
+    # which the server may still have run once the lock was free: before or after.
+    assert await backend.get_linked_pod(NS, "locked", SVC) in (5, 6)
