@@ -140,3 +140,24 @@ def test_raw_closed_connection_errors_are_unavailable() -> None:
         assert sql_errors.is_unavailable(sqlite3.OperationalError(message))
     assert not sql_errors.is_unavailable(ValueError("no active connection, but more"))
     assert not sql_errors.is_unavailable(sqlite3.IntegrityError("UNIQUE constraint failed"))
+
+
+async def test_batch_reads_across_several_statements(tmp_path: Path) -> None:
+    """More keys than one ``IN (...)`` list takes: one job runs every batch."""
+    backend = _backend(tmp_path)
+    try:
+        uids = [f"u{i}" for i in range(1234)]
+        for i, uid in enumerate(uids[::2]):
+            await backend.set_linked_pod(NS, uid, SVC, i % 3, -1)
+        grouped = await backend.batch_get_linked_pod(NS, uids, SVC)
+        assert {pod: len(found) for pod, found in grouped.items()} == {0: 206, 1: 206, 2: 205}
+        assert grouped[0][:2] == ["u0", "u6"]
+        assert await backend.batch_get_linked_pod(NS, [], SVC) == {}
+        services = [f"s{i}" for i in range(700)]
+        for name in services[:3]:
+            await backend.set_workload_state(NS, name, f"st-{name}")
+        found = await backend.get_workload_state(NS, [*services, "s1"])
+        assert found == {"s0": "st-s0", "s1": "st-s1", "s2": "st-s2"}
+        assert _checked_out(backend) == 0
+    finally:
+        await backend.aclose()

@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import os
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, NamedTuple, TypeVar
 
@@ -138,6 +138,8 @@ class SQLiteDialect(OnConflictDialect):
         self.q_pod_page = prepare(self.select_pod_page)
         self.q_count_links = prepare(self.count_links)
         self.q_purge = prepare(self.purge)
+        self.q_live_batch = prepare(self.select_live_batch)
+        self.q_workloads = prepare(self.select_workloads)
 
     def prepare(self, statement: Any) -> Prepared:
         """Compile ``statement`` for sqlite3 (`sqlite_thread.Prepared`)."""
@@ -212,6 +214,32 @@ class SQLiteDialect(OnConflictDialect):
         """``SELECT pod, expires_at, updated_at ... AND live`` as a `LinkRow`, or None."""
         rows = self.one(conn, self.q_link_info, {"b_link_key": key, "now": now})
         return LinkRow(*rows[0]) if rows else None
+
+    def batch_get_linked_pod(
+        self, conn: Connection, keys: Sequence[bytes], now: int
+    ) -> dict[bytes, int]:
+        """``SELECT link_key, pod ... IN (...)`` per batch of keys, all in one job."""
+        return self.read_batches(conn, self.q_live_batch, keys, {"now": now})
+
+    def get_workload_state(
+        self, conn: Connection, service_keys: Sequence[bytes]
+    ) -> dict[bytes, str]:
+        """``SELECT service_key, state ... IN (...)`` per batch of keys, all in one job."""
+        return self.read_batches(conn, self.q_workloads, service_keys, {})
+
+    def read_batches(
+        self, conn: Connection, prepared: Prepared, keys: Sequence[bytes], params: dict[str, Any]
+    ) -> dict[Any, Any]:
+        """Run ``prepared`` for each batch of ``keys`` (its list parameter ``keys``); merge."""
+        parts = self.batches(keys)
+
+        def read(execute: Execute) -> dict[Any, Any]:
+            found: dict[Any, Any] = {}
+            for part in parts:
+                found.update(execute(prepared, {**params, "keys": part}).fetchall())
+            return found
+
+        return self.job(conn, read)
 
     def get_link_service(self, conn: Connection, owner: bytes) -> dict[str, int]:
         """``SELECT service, pod`` of the uid's permanent links."""

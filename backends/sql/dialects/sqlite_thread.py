@@ -25,6 +25,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import suppress
+from functools import lru_cache
 from typing import Any, NamedTuple, Protocol, TypeVar
 
 import aiosqlite
@@ -50,19 +51,39 @@ class Prepared(NamedTuple):
     names: tuple[str, ...]
     #: Values SQLAlchemy bound itself (a literal LIMIT, OFFSET 0...).
     constants: Mapping[str, Any]
+    #: Parameters that bind a list (``IN (...)``): one ``?`` per item.
+    lists: tuple[str, ...]
 
     @classmethod
     def compile(cls, statement: Any, dialect: SADialect) -> Prepared:
         """Compile ``statement`` (a Core construct) for ``dialect`` (qmark style)."""
         compiled = statement.compile(dialect=dialect)
         constants = {name: v for name, v in compiled.params.items() if v is not None}
-        return cls(compiled.string, tuple(compiled.positiontup or ()), constants)
+        lists = tuple(name for name, bind in compiled.binds.items() if bind.expanding)
+        return cls(compiled.string, tuple(compiled.positiontup or ()), constants, lists)
 
-    def values(self, params: Mapping[str, Any]) -> list[Any]:
-        """Return the values of the ``?`` marks, in order, from ``params``."""
+    def render(self, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
+        """Return the SQL and the values of its ``?`` marks, in order, from ``params``."""
         if self.constants:
             params = {**self.constants, **params}
-        return [params[name] for name in self.names]
+        if not self.lists:
+            return self.sql, [params[name] for name in self.names]
+        values: list[Any] = []
+        for name in self.names:
+            if name in self.lists:
+                values.extend(params[name])
+            else:
+                values.append(params[name])
+        sizes = tuple((name, len(params[name])) for name in self.lists)
+        return _expand(self.sql, sizes), values
+
+
+@lru_cache(maxsize=1024)
+def _expand(sql: str, sizes: tuple[tuple[str, int], ...]) -> str:
+    # SQLAlchemy leaves a placeholder for each list parameter, to be expanded per call.
+    for name, size in sizes:
+        sql = sql.replace(f"__[POSTCOMPILE_{name}]", ", ".join("?" * size))
+    return sql
 
 
 class Rows(Protocol):
@@ -95,7 +116,8 @@ def run_job(conn: Connection, job: Job[T], *, commit: bool) -> T:
     if not THREAD:
 
         def through_sqlalchemy(prepared: Prepared, params: Mapping[str, Any]) -> Rows:
-            return conn.exec_driver_sql(prepared.sql, tuple(prepared.values(params)))
+            sql, values = prepared.render(params)
+            return conn.exec_driver_sql(sql, tuple(values))
 
         return job(through_sqlalchemy)
 
@@ -106,7 +128,7 @@ def run_job(conn: Connection, job: Job[T], *, commit: bool) -> T:
         db: sqlite3.Connection = driver._conn
 
         def execute(prepared: Prepared, params: Mapping[str, Any]) -> Rows:
-            return db.execute(prepared.sql, prepared.values(params))
+            return db.execute(*prepared.render(params))
 
         if not commit:
             return job(execute)
