@@ -161,3 +161,31 @@ async def test_batch_reads_across_several_statements(tmp_path: Path) -> None:
         assert _checked_out(backend) == 0
     finally:
         await backend.aclose()
+
+
+async def test_without_the_private_names_jobs_run_through_sqlalchemy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An aiosqlite without ``_execute``/``_conn``: same answers, through SQLAlchemy."""
+    from stateful.backends.sql.dialects import sqlite as sqlite_dialect
+
+    monkeypatch.setattr(sqlite_thread, "THREAD", False)
+    monkeypatch.setattr(sqlite_dialect, "THREAD", False)
+    backend = _backend(tmp_path)
+    try:
+        assert await backend.set_linked_pod(NS, "u", SVC, 1, -1) is None
+        assert await backend.set_linked_pod(NS, "u", SVC, 2, -1) == 1
+        assert await backend.try_set_linked_pod(NS, "u", SVC, 3, -1) == (False, 2)
+        assert await backend.set_linked_pod_if_absent(NS, "v", SVC, 4, 60) == 4
+        assert await backend.batch_get_linked_pod(NS, ["u", "v", "w"], SVC) == {
+            2: ["u"],
+            4: ["v"],
+        }
+        assert await backend.remove_linked_pod_with_id(NS, "v", SVC, 0, 4)
+        assert await backend.get_linked_pod(NS, "v", SVC) is None
+        await backend.set_service_state(NS, SVC, 2, "ready")
+        assert await backend.get_service_state(NS, SVC) == {2: "ready"}
+        assert await backend.count_pod_links(NS, SVC) == {2: 1}
+        assert _checked_out(backend) == 0
+    finally:
+        await backend.aclose()
