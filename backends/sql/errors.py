@@ -29,6 +29,8 @@ MYSQL_UNAVAILABLE_CODES = frozenset(
 )
 # SQLite: SQLITE_BUSY (5) and SQLITE_LOCKED (6), should a busy timeout run out.
 SQLITE_RETRY_CODES = frozenset({5, 6})
+# aiosqlite's messages for a connection that is closed (lower case).
+_SQLITE_CLOSED = ("no active connection", "connection closed")
 
 
 def causes(error: BaseException) -> Iterator[BaseException]:
@@ -79,6 +81,27 @@ def sqlite_code(error: BaseException) -> int | None:
     return None
 
 
+def sqlite_disconnect(error: BaseException) -> bool:
+    """Tell whether ``error`` means the SQLite connection is closed.
+
+    The test of SQLAlchemy's aiosqlite dialect, applied to the raw errors of
+    aiosqlite and sqlite3 that the dialect's direct path (`dialects.sqlite_thread`)
+    meets unwrapped: aiosqlite's ``ValueError("no active connection")`` or
+    ``("Connection closed")``, sqlite3's "Cannot operate on a closed database."
+    """
+    for cause in causes(error):
+        text = str(cause)
+        if isinstance(cause, sqlite3.ProgrammingError):
+            if "Cannot operate on a closed database." in text:
+                return True
+        elif isinstance(cause, sqlite3.OperationalError):
+            if any(closed in text.lower() for closed in _SQLITE_CLOSED):
+                return True
+        elif isinstance(cause, ValueError) and text.lower() in _SQLITE_CLOSED:
+            return True
+    return False
+
+
 def is_retryable(error: BaseException) -> bool:
     """Tell whether running the whole transaction again may succeed.
 
@@ -108,6 +131,8 @@ def is_unavailable(error: BaseException) -> bool:
             return True
         if isinstance(cause, OSError | ConnectionError | TimeoutError | EOFError):
             return True
+    if sqlite_disconnect(error):
+        return True
     code = mysql_code(error)
     if code is not None:
         return code in MYSQL_UNAVAILABLE_CODES

@@ -18,6 +18,12 @@ SQLite admits one writer anyway, and a queue in the process hands the write
 lock over at once, where waiting in SQLite's busy handler would sleep in
 growing steps (up to 100 ms). Writers in other processes still meet at the
 busy timeout.
+
+Operations reach sqlite3 in one trip to aiosqlite's thread each
+(`sqlite_thread`): a write transaction is ``BEGIN IMMEDIATE`` (one trip; the
+backend then reads its clock, so time follows the order of commits), then
+its statements and the COMMIT (one more). A read that is one statement is
+one trip.
 """
 
 from __future__ import annotations
@@ -25,7 +31,9 @@ from __future__ import annotations
 import asyncio
 import os
 import weakref
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, NamedTuple, TypeVar
 
 import aiosqlite
 from sqlalchemy import Insert, Table, delete, select
@@ -37,10 +45,13 @@ from sqlalchemy.util import await_
 
 from stateful.errors import BackendUnavailable
 
-from ..errors import sqlite_code
+from ..errors import RetryTransaction, sqlite_code
 from ..schema import Tables
 from .base import LinkId
 from .on_conflict import OnConflictDialect
+from .sqlite_thread import THREAD, Execute, Job, Prepared, run_job
+
+T = TypeVar("T")
 
 #: SQLite's result code for "unable to open database file".
 SQLITE_CANTOPEN = 14
@@ -54,6 +65,14 @@ def _driver(conn: Connection) -> aiosqlite.Connection:
     driver = conn.connection.driver_connection
     assert isinstance(driver, aiosqlite.Connection), "the SQLite backend needs aiosqlite"
     return driver
+
+
+class LinkRow(NamedTuple):
+    """A live link as `SQLiteDialect.get_link_info` returns it (as SQLAlchemy's row would)."""
+
+    pod: int
+    expires_at: int | None
+    updated_at: int
 
 
 def writer_lock(database: str) -> asyncio.Lock:
@@ -89,34 +108,161 @@ class SQLiteDialect(OnConflictDialect):
         self.purge = delete(links).where(links.c.link_key.in_(expired))
         database = engine.url.database or ""
         self.database = os.path.abspath(database) if database else database
-        # The hot lone statements go straight to aiosqlite: SQL compiled once,
-        # one trip to aiosqlite's thread (execute_fetchall) where SQLAlchemy's
-        # adapter makes four (cursor, execute, fetch, close).
-        self.raw_get = self.prepare(self.select_live_pod)
-        self.raw_upserts = {
-            statement: self.prepare(statement)
+        #: Write transactions `open` began whose last job may COMMIT too.
+        self.finishing: set[Connection] = set()
+        # Every statement of the operations below, compiled once for sqlite3.
+        prepare = self.prepare
+        self.q_live_pod = prepare(self.select_live_pod)
+        self.q_permanent_pod = prepare(self.select_permanent_pod)
+        self.q_link_info = prepare(self.select_link_info)
+        self.q_permanent_links = prepare(self.select_permanent_links)
+        self.q_link_locked = prepare(self.select_link_locked)
+        self.q_insert_link = prepare(self.insert_link)
+        self.q_update_link = prepare(self.update_link)
+        self.q_upserts = {
+            statement: prepare(statement)
             for statement in (self.try_set_statement, self.if_absent_statement)
         }
+        self.q_refresh = prepare(self.refresh_live_returning)
+        # remove_linked_pod: by (keeps the link, names a pod).
+        self.q_remove = {
+            (False, False): prepare(self.delete_live),
+            (False, True): prepare(self.delete_live_with_pod),
+            (True, False): prepare(self.keep_live),
+            (True, True): prepare(self.keep_live_with_pod),
+        }
+        self.q_pod_states = prepare(self.select_pod_states)
+        self.q_upsert_pod_state = prepare(self.upsert_pod_state)
+        self.q_delete_pod_state = prepare(self.delete_pod_state)
+        self.q_upsert_workload = prepare(self.upsert_workload_state)
+        self.q_pod_page = prepare(self.select_pod_page)
+        self.q_count_links = prepare(self.count_links)
+        self.q_purge = prepare(self.purge)
+        self.q_live_batch = prepare(self.select_live_batch)
+        self.q_workloads = prepare(self.select_workloads)
 
-    def prepare(self, statement: Any) -> tuple[str, list[str]]:
-        """Compile ``statement`` for sqlite3: SQL text and the parameter names in order."""
-        compiled = statement.compile(dialect=self.sync_engine.dialect)
-        return compiled.string, list(compiled.positiontup or ())
+    def prepare(self, statement: Any) -> Prepared:
+        """Compile ``statement`` for sqlite3 (`sqlite_thread.Prepared`)."""
+        return Prepared.compile(statement, self.sync_engine.dialect)
 
-    @staticmethod
-    def fetch_all(conn: Connection, prepared: tuple[str, list[str]], params: dict[str, Any]) -> Any:
-        """Run ``prepared`` on ``conn``'s aiosqlite connection in one trip to its thread.
+    def job(self, conn: Connection, job: Job[T]) -> T:
+        """Run ``job`` in one trip to aiosqlite's thread (`sqlite_thread.run_job`).
 
-        The statement runs whole in that thread (a cancelled caller does not
-        interrupt it), so the connection is never left half-way.
+        If ``conn`` holds a write transaction `open` began, the job ends it:
+        its COMMIT rides the same trip. Jobs are whole operations, the last
+        thing their transaction does.
         """
-        sql, names = prepared
-        return await_(_driver(conn).execute_fetchall(sql, [params[n] for n in names]))
+        commit = THREAD and conn in self.finishing
+        if commit:
+            self.finishing.discard(conn)
+        return run_job(conn, job, commit=commit)
+
+    def one(self, conn: Connection, prepared: Prepared, params: Mapping[str, Any]) -> list[Any]:
+        """Run one statement as a job; return its rows."""
+
+        def rows(execute: Execute) -> list[Any]:
+            return list(execute(prepared, params).fetchall())
+
+        return self.job(conn, rows)
+
+    def changed(self, conn: Connection, prepared: Prepared, params: Mapping[str, Any]) -> int:
+        """Run one INSERT, UPDATE or DELETE as a job; return how many rows it changed."""
+
+        def count(execute: Execute) -> int:
+            return execute(prepared, params).rowcount
+
+        return self.job(conn, count)
+
+    @contextmanager
+    def open(self, *, write: bool, single: bool) -> Iterator[Connection]:
+        """Frame the transaction; a write's COMMIT may ride its last job's trip (`job`).
+
+        Whatever interrupts the transaction (an error, a cancellation, also
+        during ``BEGIN IMMEDIATE``) rolls it back before the connection goes
+        back to the pool; after a job that ended it, that ROLLBACK is a no-op.
+        """
+        if not (THREAD and write and self.explicit):
+            with super().open(write=write, single=single) as conn:
+                yield conn
+            return
+        with self.checkout(self.sync_engine) as conn:
+            try:
+                self.begin(conn, write=True)
+                self.finishing.add(conn)
+                yield conn
+            except BaseException:
+                self.finishing.discard(conn)
+                self.abort(conn)
+                raise
+            if conn in self.finishing:  # no job ended it
+                self.finishing.discard(conn)
+                self.commit(conn)
+
+    # -- the operations, as jobs ---------------------------------------------------------
 
     def get_linked_pod(self, conn: Connection, key: bytes, now: int) -> int | None:
-        """``SELECT pod ... AND live`` straight on aiosqlite (`fetch_all`)."""
-        rows = self.fetch_all(conn, self.raw_get, {"b_link_key": key, "now": now})
+        """``SELECT pod ... AND live``."""
+        rows = self.one(conn, self.q_live_pod, {"b_link_key": key, "now": now})
         return int(rows[0][0]) if rows else None
+
+    def get_linked_pod_if_persist(self, conn: Connection, key: bytes) -> int | None:
+        """``SELECT pod ... AND expires_at IS NULL``."""
+        rows = self.one(conn, self.q_permanent_pod, {"b_link_key": key})
+        return int(rows[0][0]) if rows else None
+
+    def get_link_info(self, conn: Connection, key: bytes, now: int) -> Any:
+        """``SELECT pod, expires_at, updated_at ... AND live`` as a `LinkRow`, or None."""
+        rows = self.one(conn, self.q_link_info, {"b_link_key": key, "now": now})
+        return LinkRow(*rows[0]) if rows else None
+
+    def batch_get_linked_pod(
+        self, conn: Connection, keys: Sequence[bytes], now: int
+    ) -> dict[bytes, int]:
+        """``SELECT link_key, pod ... IN (...)`` per batch of keys, all in one job."""
+        return self.read_batches(conn, self.q_live_batch, keys, {"now": now})
+
+    def get_workload_state(
+        self, conn: Connection, service_keys: Sequence[bytes]
+    ) -> dict[bytes, str]:
+        """``SELECT service_key, state ... IN (...)`` per batch of keys, all in one job."""
+        return self.read_batches(conn, self.q_workloads, service_keys, {})
+
+    def read_batches(
+        self, conn: Connection, prepared: Prepared, keys: Sequence[bytes], params: dict[str, Any]
+    ) -> dict[Any, Any]:
+        """Run ``prepared`` for each batch of ``keys`` (its list parameter ``keys``); merge."""
+        parts = self.batches(keys)
+
+        def read(execute: Execute) -> dict[Any, Any]:
+            found: dict[Any, Any] = {}
+            for part in parts:
+                found.update(execute(prepared, {**params, "keys": part}).fetchall())
+            return found
+
+        return self.job(conn, read)
+
+    def get_link_service(self, conn: Connection, owner: bytes) -> dict[str, int]:
+        """``SELECT service, pod`` of the uid's permanent links."""
+        rows = self.one(conn, self.q_permanent_links, {"b_owner_key": owner})
+        return {service: pod for service, pod in rows}
+
+    def set_linked_pod(
+        self, conn: Connection, link: LinkId, pod: int, ttl: int | None, now: int
+    ) -> int | None:
+        """Read the row, then overwrite or insert it: one job (the write lock is held)."""
+        params = self.link_params(link, pod, ttl, now)
+        locked, insert, overwrite = self.q_link_locked, self.q_insert_link, self.q_update_link
+
+        def set_pod(execute: Execute) -> int | None:
+            rows = execute(locked, params).fetchall()
+            if not rows:
+                execute(insert, params)
+                return None
+            execute(overwrite, params)
+            previous, live, _ = rows[0]
+            return int(previous) if live else None
+
+        return self.job(conn, set_pod)
 
     def upsert_link(
         self,
@@ -127,12 +273,66 @@ class SQLiteDialect(OnConflictDialect):
         ttl: int | None,
         now: int,
     ) -> int:
-        """Run the upsert ``... RETURNING pod`` straight on aiosqlite (`fetch_all`)."""
-        prepared = self.raw_upserts.get(statement)
+        """Run the upsert ``... RETURNING pod`` as one job."""
+        prepared = self.q_upserts.get(statement)
         if prepared is None:
             return super().upsert_link(conn, statement, link, pod, ttl, now)
-        rows = self.fetch_all(conn, prepared, self.link_params(link, pod, ttl, now))
+        rows = self.one(conn, prepared, self.link_params(link, pod, ttl, now))
+        if not rows:  # pragma: no cover - an upsert always leaves the row
+            raise RetryTransaction("the upsert left no row")
         return int(rows[0][0])
+
+    def refresh_link(self, conn: Connection, link: LinkId, ttl: int | None, now: int) -> int | None:
+        """``UPDATE ... WHERE live ... RETURNING pod`` as one job."""
+        rows = self.one(conn, self.q_refresh, self.link_params(link, 0, ttl, now))
+        return int(rows[0][0]) if rows else None
+
+    def remove_linked_pod(
+        self,
+        conn: Connection,
+        key: bytes,
+        keep_ttl: int | None,
+        pod: int | None,
+        now: int,
+    ) -> bool:
+        """One DELETE (or UPDATE keeping the link) of the live (matching) link, as a job."""
+        params: dict[str, Any] = {"b_link_key": key, "now": now, "b_pod": pod, "b_ttl": keep_ttl}
+        prepared = self.q_remove[keep_ttl is not None, pod is not None]
+        return bool(self.changed(conn, prepared, params))
+
+    def get_service_state(self, conn: Connection, service_key: bytes, now: int) -> dict[int, str]:
+        """``SELECT pod, state`` of the live pod states."""
+        rows = self.one(conn, self.q_pod_states, {"b_service_key": service_key, "now": now})
+        return {pod: state for pod, state in rows}
+
+    def set_service_state(self, conn: Connection, row: dict[str, Any]) -> None:
+        """Upsert one pod state, as a job."""
+        self.changed(conn, self.q_upsert_pod_state, row)
+
+    def remove_service_state(
+        self, conn: Connection, service_key: bytes, pod: int, now: int
+    ) -> bool:
+        """Delete a live pod state, as a job."""
+        params = {"b_service_key": service_key, "b_pod": pod, "now": now}
+        return bool(self.changed(conn, self.q_delete_pod_state, params))
+
+    def pod_links_page(
+        self, conn: Connection, service_key: bytes, pod: int, after: bytes, limit: int, now: int
+    ) -> list[tuple[bytes, str]]:
+        """One page of the pod's live links, as a job."""
+        params = {
+            "b_service_key": service_key,
+            "b_pod": pod,
+            "b_after": after,
+            "b_limit": limit,
+            "now": now,
+        }
+        return [(key, uid) for key, uid in self.one(conn, self.q_pod_page, params)]
+
+    def count_pod_links(self, conn: Connection, service_key: bytes, now: int) -> dict[int, int]:
+        """``SELECT pod, count(*) ... GROUP BY pod``, as a job."""
+        rows = self.one(conn, self.q_count_links, {"b_service_key": service_key, "now": now})
+        return {pod: count for pod, count in rows}
 
     def checkout(self, engine: Engine) -> Connection:
         """Open or reuse a connection; a file SQLite cannot open is named in the error."""
@@ -187,9 +387,9 @@ class SQLiteDialect(OnConflictDialect):
         await_(_driver(conn).rollback())
 
     def set_workload_state(self, conn: Connection, row: dict[str, Any]) -> None:
-        """``INSERT ... ON CONFLICT (service_key) DO UPDATE SET state``."""
-        conn.execute(self.upsert_workload_state, row)
+        """``INSERT ... ON CONFLICT (service_key) DO UPDATE SET state``, as a job."""
+        self.changed(conn, self.q_upsert_workload, row)
 
     def purge_batch(self, conn: Connection, now: int) -> int:
         """``DELETE ... WHERE link_key IN (SELECT ... WHERE expires_at <= now LIMIT n)``."""
-        return int(conn.execute(self.purge, {"now": now}).rowcount)
+        return self.changed(conn, self.q_purge, {"now": now})

@@ -1,0 +1,155 @@
+"""One trip to aiosqlite's thread per SQLite operation.
+
+aiosqlite runs every call on its sqlite3 connection in a worker thread, and
+each call is a hop there and back (a queue, a thread wake-up, then a wake-up
+of the event loop), which on a local database costs more than the statement
+itself. SQLAlchemy's adapter makes several hops per statement (cursor,
+execute, fetch, close). Here an operation is a plain function of the
+statements it runs (a `Job`), and `run_job` runs it whole in that thread,
+with the COMMIT when it ends the transaction (or the ROLLBACK after any
+error): one hop for the lot.
+
+A job that started in the thread runs to its end there, whatever happens to
+the task that awaits it (cancelled, timed out): the transaction is committed
+or rolled back, never left half-way, and later calls on the connection queue
+behind it.
+
+This relies on two private names of aiosqlite's `Connection`: ``_execute(fn)``
+(run ``fn`` in the connection's thread) and ``_conn`` (its sqlite3
+connection), as in aiosqlite 0.20 to 0.22. Where they are missing, `THREAD` is
+False and jobs run through SQLAlchemy's connection, one statement at a time.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import suppress
+from functools import lru_cache
+from typing import Any, NamedTuple, Protocol, TypeVar
+
+import aiosqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.engine.interfaces import Dialect as SADialect
+from sqlalchemy.util import await_
+
+from ..errors import sqlite_disconnect
+
+T = TypeVar("T")
+
+#: Whether this aiosqlite runs a function of ours in its thread (see the module docstring).
+THREAD = callable(getattr(aiosqlite.Connection, "_execute", None)) and isinstance(
+    getattr(aiosqlite.Connection, "_conn", None), property
+)
+
+
+class Prepared(NamedTuple):
+    """A statement compiled once for sqlite3: its SQL and where its values come from."""
+
+    sql: str
+    #: Bind parameter names in the order of the ``?`` marks (a name may repeat).
+    names: tuple[str, ...]
+    #: Values SQLAlchemy bound itself (a literal LIMIT, OFFSET 0...).
+    constants: Mapping[str, Any]
+    #: Parameters that bind a list (``IN (...)``): one ``?`` per item.
+    lists: tuple[str, ...]
+
+    @classmethod
+    def compile(cls, statement: Any, dialect: SADialect) -> Prepared:
+        """Compile ``statement`` (a Core construct) for ``dialect`` (qmark style)."""
+        compiled = statement.compile(dialect=dialect)
+        constants = {name: v for name, v in compiled.params.items() if v is not None}
+        lists = tuple(name for name, bind in compiled.binds.items() if bind.expanding)
+        return cls(compiled.string, tuple(compiled.positiontup or ()), constants, lists)
+
+    def render(self, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
+        """Return the SQL and the values of its ``?`` marks, in order, from ``params``."""
+        if self.constants:
+            params = {**self.constants, **params}
+        if not self.lists:
+            return self.sql, [params[name] for name in self.names]
+        values: list[Any] = []
+        for name in self.names:
+            if name in self.lists:
+                values.extend(params[name])
+            else:
+                values.append(params[name])
+        sizes = tuple((name, len(params[name])) for name in self.lists)
+        return _expand(self.sql, sizes), values
+
+
+@lru_cache(maxsize=1024)
+def _expand(sql: str, sizes: tuple[tuple[str, int], ...]) -> str:
+    # SQLAlchemy leaves a placeholder for each list parameter, to be expanded per call.
+    for name, size in sizes:
+        sql = sql.replace(f"__[POSTCOMPILE_{name}]", ", ".join("?" * size))
+    return sql
+
+
+class Rows(Protocol):
+    """What a job reads from an executed statement (sqlite3 cursor or SQLAlchemy result)."""
+
+    @property
+    def rowcount(self) -> int:
+        """Rows changed by an INSERT, UPDATE or DELETE."""
+
+    def fetchall(self) -> Sequence[Any]:
+        """Every row (tuples), which also finishes the statement."""
+
+
+#: Runs one prepared statement with named parameters.
+Execute = Callable[[Prepared, Mapping[str, Any]], Rows]
+
+#: An operation: its statements and the decisions between them, nothing else
+#: (it may run in aiosqlite's thread, so it touches no event loop state).
+Job = Callable[[Execute], T]
+
+
+def run_job(conn: Connection, job: Job[T], *, commit: bool) -> T:
+    """Run ``job`` on ``conn`` in one trip to aiosqlite's thread (call in `Dialect.run`'s greenlet).
+
+    ``commit``: the job ends the transaction that is open on ``conn``:
+    COMMIT after it, or ROLLBACK if it (or the COMMIT) fails, in the same
+    trip. Without `THREAD`, the statements go through ``conn`` and ``commit``
+    is left to the caller.
+    """
+    if not THREAD:
+
+        def through_sqlalchemy(prepared: Prepared, params: Mapping[str, Any]) -> Rows:
+            sql, values = prepared.render(params)
+            return conn.exec_driver_sql(sql, tuple(values))
+
+        return job(through_sqlalchemy)
+
+    driver = conn.connection.driver_connection
+    assert isinstance(driver, aiosqlite.Connection), "the SQLite backend needs aiosqlite"
+
+    def whole() -> T:
+        db: sqlite3.Connection = driver._conn
+
+        def execute(prepared: Prepared, params: Mapping[str, Any]) -> Rows:
+            return db.execute(*prepared.render(params))
+
+        if not commit:
+            return job(execute)
+        try:
+            result = job(execute)
+            db.commit()
+        except BaseException:
+            # The error is what the caller needs; a failed ROLLBACK leaves the
+            # transaction open, and the caller's own rollback then discards
+            # the connection (`Dialect.abort`).
+            with suppress(sqlite3.Error):
+                db.rollback()
+            raise
+        return result
+
+    in_thread: Callable[[Callable[[], T]], Awaitable[T]] = driver._execute
+    try:
+        result = await_(in_thread(whole))
+    except Exception as exc:
+        # SQLAlchemy would have discarded a closed connection: do as it does.
+        if sqlite_disconnect(exc):
+            conn.invalidate(exc)
+        raise
+    return result
