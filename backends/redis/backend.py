@@ -88,6 +88,12 @@ def _chunks(items: Sequence[int], size: int = CHUNK) -> Iterator[list[int]]:
         yield chunk
 
 
+def _pods(reply: bytes | str) -> list[int | None]:
+    """Split a `get_linked_pods` reply: one pod (or '': none) per key, joined by ','."""
+    parts = reply.split(b",") if isinstance(reply, bytes) else reply.split(",")
+    return [int(pod) if pod else None for pod in parts]
+
+
 def _permanent_pod(value: bytes | str | None) -> int | None:
     """Return the pod of a stored link value if the link is permanent (``pod:updated``)."""
     if value is None:
@@ -377,10 +383,10 @@ class RedisBackend(Backend):
     async def get_linked_pod(self, namespace: str, uid: str, service_name: str) -> int | None:
         """Return the pod of the live link, or None."""
         key = self._keys.link_hash(namespace, uid)
-        (pod,) = await _GET_LINKED_PODS.run(
+        pod = await _GET_LINKED_PODS.run(
             self._client, (key,), (self._now(), service_name.encode())
         )
-        return None if pod is None else int(pod)
+        return int(pod) if pod else None
 
     async def get_linked_pod_if_persist(
         self, namespace: str, uid: str, service_name: str
@@ -409,15 +415,20 @@ class RedisBackend(Backend):
     ) -> list[int | None]:
         """Return the pod of each uid's live link (None: none), read in pipelined chunks."""
         keys = self._keys.link_hashes(namespace, list(uids))
-        batches = self._batches(keys)
         args = (self._now(), service_name.encode())
+        if not self._cluster:
+            # Chunks in input order: the replies simply follow one another.
+            calls = [(keys[start : start + CHUNK], args) for start in range(0, len(keys), CHUNK)]
+            replies = await scripts.run_many(self._client, _GET_LINKED_PODS, calls)
+            return [pod for reply in replies for pod in _pods(reply)]
+        batches = self._batches(keys)
         replies = await scripts.run_many(
             self._client, _GET_LINKED_PODS, [([keys[i] for i in batch], args) for batch in batches]
         )
         pods: list[int | None] = [None] * len(uids)
         for batch, reply in zip(batches, replies, strict=True):
-            for position, pod in zip(batch, reply, strict=True):
-                pods[position] = None if pod is None else int(pod)
+            for position, pod in zip(batch, _pods(reply), strict=True):
+                pods[position] = pod
         return pods
 
     async def remove_linked_pod(
