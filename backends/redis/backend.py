@@ -94,6 +94,12 @@ def _pods(reply: bytes | str) -> list[int | None]:
     return [int(pod) if pod else None for pod in parts]
 
 
+def _numbers(reply: bytes | str) -> list[int]:
+    """Split the reply of a link writer, ``a,b,moved,t`` (see ``_write.lua``)."""
+    parts = reply.split(b",") if isinstance(reply, bytes) else reply.split(",")
+    return [int(part) for part in parts]
+
+
 def _permanent_pod(value: bytes | str | None) -> int | None:
     """Return the pod of a stored link value if the link is permanent (``pod:updated``)."""
     if value is None:
@@ -201,7 +207,7 @@ class RedisBackend(Backend):
         args: Sequence[scripts.Arg],
         *,
         index_first: bool,
-    ) -> list[Any]:
+    ) -> list[int]:
         """Run one link-writing script; on a cluster, keep the pod index around it.
 
         Standalone/Sentinel: one EVALSHA that also updates the index. Cluster:
@@ -218,10 +224,8 @@ class RedisBackend(Backend):
         member = uid.encode()
         if not self._cluster:
             ix = self._keys.pod_index(namespace, service_name)
-            reply: list[Any] = await script.run(
-                self._client, (key,), (self._now(), service, member, ix, b"", *args)
-            )
-            return reply
+            args = (self._now(), service, member, ix, b"", *args)
+            return _numbers(await script.run(self._client, (key,), args))
         stamp = b""
         if index_first and target is not None:
             stamp = await self._index_add(namespace, service_name, target, member)
@@ -243,8 +247,8 @@ class RedisBackend(Backend):
             result = await script.run(
                 self._client, (key,), (self._now(), service, member, b"", stamp, *args)
             )
-        reply = result
-        moved, seen = int(reply[2]), reply[3]
+        reply = _numbers(result)
+        moved, seen = reply[2], reply[3]
         if moved >= 0:
             await self._index_drop_quietly(namespace, service_name, moved, seen, [member])
         return reply
@@ -341,7 +345,7 @@ class RedisBackend(Backend):
             _SET_LINKED_POD, namespace, uid, service_name, pod_id,
             (str(pod_id), str(persist_seconds)), index_first=True,
         )
-        before = int(reply[0])
+        before = reply[0]
         return None if before < 0 else before
 
     async def try_set_linked_pod(
@@ -352,7 +356,7 @@ class RedisBackend(Backend):
             _TRY_SET_LINKED_POD, namespace, uid, service_name, pod_id,
             (str(pod_id), str(persist_seconds)), index_first=False,
         )
-        return bool(int(reply[0])), int(reply[1])
+        return bool(reply[0]), reply[1]
 
     async def set_linked_pod_if_absent(
         self, namespace: str, uid: str, service_name: str, pod_id: int, persist_seconds: int
@@ -362,7 +366,7 @@ class RedisBackend(Backend):
             _SET_LINKED_POD_IF_ABSENT, namespace, uid, service_name, pod_id,
             (str(pod_id), str(persist_seconds)), index_first=False,
         )
-        return int(reply[0])
+        return reply[0]
 
     async def place_linked_pod(
         self,
@@ -377,7 +381,7 @@ class RedisBackend(Backend):
             _SET_LINKED_POD_IF_ABSENT, namespace, uid, service_name, pod_id,
             ("" if pod_id is None else str(pod_id), str(persist_seconds)), index_first=False,
         )
-        pod = int(reply[0])
+        pod = reply[0]
         return None if pod < 0 else pod
 
     async def get_linked_pod(self, namespace: str, uid: str, service_name: str) -> int | None:
@@ -450,7 +454,7 @@ class RedisBackend(Backend):
             _REMOVE_LINKED_POD, namespace, uid, service_name, None,
             (str(persist_seconds), pod), index_first=False,
         )
-        return bool(int(reply[0]))
+        return bool(reply[0])
 
     async def get_link_service(self, namespace: str, uid: str) -> dict[str, int]:
         """Return the uid's live permanent links, service → pod (HGETALL of its hash)."""
@@ -594,12 +598,13 @@ class RedisBackend(Backend):
             [((key,), (self._now(), service, member, b"", b"", *tail))
              for key, member in zip(keys, candidates, strict=True)],
         )
-        removed = sum(int(reply[0]) for reply in replies)
+        numbers = [_numbers(reply) for reply in replies]
+        removed = sum(reply[0] for reply in numbers)
         # Out of this pod's index: links deleted here, and candidates whose
         # link was not (or no longer) at the pod.
         gone = [
-            member for member, reply in zip(candidates, replies, strict=True)
-            if int(reply[0]) == 0 or int(reply[2]) == pod_id
+            member for member, reply in zip(candidates, numbers, strict=True)
+            if reply[0] == 0 or reply[2] == pod_id
         ]
         if gone:
             await self._index_drop_quietly(namespace, service_name, pod_id, seen, gone)
