@@ -14,7 +14,8 @@ the uid to the new pod's index first, moves the link, then drops it from the
 old pod's index: the index can over-report, never under-report, and readers
 check every candidate against its link (``docs/redis.md``, "Pod index").
 
-Time: without a clock, each script reads the Redis server's ``TIME`` (once),
+Time: without a clock, each script reads the Redis server's ``TIME`` (at most
+once, and the link scripts only when a temporary link or a write needs it),
 so app servers with skewed clocks agree, and a hash whose links (or states)
 are all temporary carries a native expiry (``PEXPIREAT``) so Redis reclaims it
 itself. With a clock, the scripts get ``now`` from it and set no native
