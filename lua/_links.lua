@@ -26,12 +26,14 @@ local function server_time()
   return server_ms
 end
 
-local now, server_clock
-if ARGV[1] == '' then
-  now = server_time()
-  server_clock = true
-else
-  now = tonumber(ARGV[1])
+local server_clock = ARGV[1] == ''
+local caller_now = tonumber(ARGV[1])  -- nil on the server clock
+
+-- Now in ms: the caller's, or the server's read on first use (TIME is a
+-- call of its own, and a script that meets only permanent links never needs
+-- it). Any instant inside the script is as good: the script is atomic.
+local function clock()
+  return caller_now or server_time()
 end
 
 -- '%.0f': Lua 5.1 would print large numbers in exponent form.
@@ -54,7 +56,16 @@ end
 local function live(value)
   if not value then return nil end
   local pod, updated, expires = parse(value)
-  if expires and now >= expires then return nil end
+  if expires and clock() >= expires then return nil end
   return pod, updated, expires
 end
 
+-- The pod (string) of a live link value, else nil: live() for readers that
+-- need only the pod (batch reads), without parsing the rest.
+local function live_pod(value)
+  if not value then return nil end
+  local a = string.find(value, ':', 1, true)
+  local b = string.find(value, ':', a + 1, true)
+  if b and clock() >= tonumber(string.sub(value, b + 1)) then return nil end
+  return string.sub(value, 1, a - 1)
+end

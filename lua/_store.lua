@@ -25,17 +25,22 @@ end
 -- live link, if any).
 local function open(key, field, uid, ix)
   local raw = redis.call('HGET', key, field)
-  local link = {key = key, field = field, uid = uid, ix = ix, dirty = false}
-  if raw then
-    local _, _, expires = parse(raw)
-    link.old, link.old_temporary = parse(raw), expires ~= nil
-    link.pod, link.updated, link.expires = live(raw)
+  local old, updated, expires
+  if raw then old, updated, expires = parse(raw) end
+  -- One constructor with every field the writers set: no rehash as it grows.
+  local link = {key = key, field = field, uid = uid, ix = ix, dirty = false,
+    old = old, old_temporary = expires ~= nil, pod = old, updated = updated,
+    expires = expires, only = nil, moved = nil}
+  if expires and clock() >= expires then
+    -- Dead (as live() decides): the index may still hold the uid at old.
+    link.pod, link.updated, link.expires = nil, nil, nil
   end
   return link
 end
 
 -- Write the link -> pod, permanent (seconds < 0) or for N s, updated now.
 local function store(link, pod, seconds)
+  local now = clock()
   local value = pod .. ':' .. ms(now)
   if seconds >= 0 then value = value .. ':' .. ms(now + seconds * 1000) end
   redis.call('HSET', link.key, link.field, value)
@@ -86,6 +91,7 @@ local function finish(link)
     return
   end
   local all = redis.call('HGETALL', link.key)
+  local now = clock()
   local permanent, latest = false, 0
   for i = 1, #all, 2 do
     local _, _, expires = parse(all[i + 1])

@@ -12,13 +12,13 @@ that count: O(log n) per pod, no link read. The index keys are built here,
 not passed in KEYS: a standalone server has no slots.
 
 Returns a flat array pod id, count, pod id, count… (pods with none left out).
-Uses now and ms from _links.lua, sent before this script.
+Uses clock and ms from _links.lua, sent before this script.
 ]]
 
 local counts = {}
 for _, pod in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local n = redis.call('ZCARD', ARGV[2] .. ':' .. pod)
-    - redis.call('ZCOUNT', ARGV[2] .. 't:' .. pod, '-inf', ms(now))
+    - redis.call('ZCOUNT', ARGV[2] .. 't:' .. pod, '-inf', ms(clock()))
   if n > 0 then
     counts[#counts + 1] = tonumber(pod)
     counts[#counts + 1] = n

@@ -55,7 +55,7 @@ for i = 1, #uids do
       unindex(ix, pod, uids[i])  -- stale: the link is dead or elsewhere
     end
   else
-    local current = live(redis.call('HGET', key, field))
+    local current = live_pod(redis.call('HGET', key, field))
     if current == pod then
       count = count + 1
       if ARGV[2] == 'list' then reply[#reply + 1] = uids[i] end

@@ -5,8 +5,8 @@ KEYS and ARGV[1..5] as in _write.lua, then
 ARGV[6]  persist seconds: -1 or 0 delete the link, N > 0 keep it N s as temporary
 ARGV[7]  the pod id the live link must point at, in decimal, or '' for any pod
 
-Returns {1, 0, moved, t} if a live link (to ARGV[7], if given) was found and
-changed, else {0, 0, moved, t}.
+Returns 'a,b,moved,t' (see _write.lua): a 1 if a live link (to ARGV[7], if
+given) was found and changed, else 0; b 0.
 ]]
 
 if not link.pod then

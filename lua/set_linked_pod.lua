@@ -4,7 +4,8 @@ KEYS and ARGV[1..5] as in _write.lua, then
 ARGV[6]  the pod id, in decimal
 ARGV[7]  persist seconds: -1 permanent, N > 0 temporary for N s
 
-Returns {pod of the link live before the call or -1, 0, moved, t}.
+Returns 'a,b,moved,t' (see _write.lua): a the pod of the link live before
+the call or -1, b 0.
 ]]
 
 if not may_link(ARGV[6]) then return 'index' end

@@ -7,7 +7,7 @@ ARGV[6]  the pod id to link when there is no live link, in decimal; '' (only
 ARGV[7]  persist seconds: -1 permanent, N > 0 temporary for N s; also the new
          lifetime of a live temporary link
 
-Returns {pod now linked or -1, 0, moved, t}.
+Returns 'a,b,moved,t' (see _write.lua): a the pod now linked or -1, b 0.
 ]]
 
 if link.pod then

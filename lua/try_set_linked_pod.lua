@@ -5,8 +5,8 @@ KEYS and ARGV[1..5] as in _write.lua, then
 ARGV[6]  the pod id, in decimal
 ARGV[7]  persist seconds: -1 permanent, N > 0 temporary for N s
 
-Returns {1, pod id, moved, t} after linking, or {0, other pod, -1, t} leaving
-everything as it was.
+Returns 'a,b,moved,t' (see _write.lua): '1,pod id,moved,t' after linking,
+or '0,other pod,-1,t' leaving everything as it was.
 ]]
 
 -- Only a live permanent link to another pod blocks; a temporary one never does.

@@ -14,7 +14,8 @@ the uid to the new pod's index first, moves the link, then drops it from the
 old pod's index: the index can over-report, never under-report, and readers
 check every candidate against its link (``docs/redis.md``, "Pod index").
 
-Time: without a clock, each script reads the Redis server's ``TIME`` (once),
+Time: without a clock, each script reads the Redis server's ``TIME`` (at most
+once, and the link scripts only when a temporary link or a write needs it),
 so app servers with skewed clocks agree, and a hash whose links (or states)
 are all temporary carries a native expiry (``PEXPIREAT``) so Redis reclaims it
 itself. With a clock, the scripts get ``now`` from it and set no native
@@ -86,6 +87,18 @@ def _chunks(items: Sequence[int], size: int = CHUNK) -> Iterator[list[int]]:
     iterator = iter(items)
     while chunk := list(islice(iterator, size)):
         yield chunk
+
+
+def _pods(reply: bytes | str) -> list[int | None]:
+    """Split a `get_linked_pods` reply: one pod (or '': none) per key, joined by ','."""
+    parts = reply.split(b",") if isinstance(reply, bytes) else reply.split(",")
+    return [int(pod) if pod else None for pod in parts]
+
+
+def _numbers(reply: bytes | str) -> list[int]:
+    """Split the reply of a link writer, ``a,b,moved,t`` (see ``_write.lua``)."""
+    parts = reply.split(b",") if isinstance(reply, bytes) else reply.split(",")
+    return [int(part) for part in parts]
 
 
 def _permanent_pod(value: bytes | str | None) -> int | None:
@@ -195,7 +208,7 @@ class RedisBackend(Backend):
         args: Sequence[scripts.Arg],
         *,
         index_first: bool,
-    ) -> list[Any]:
+    ) -> list[int]:
         """Run one link-writing script; on a cluster, keep the pod index around it.
 
         Standalone/Sentinel: one EVALSHA that also updates the index. Cluster:
@@ -212,10 +225,8 @@ class RedisBackend(Backend):
         member = uid.encode()
         if not self._cluster:
             ix = self._keys.pod_index(namespace, service_name)
-            reply: list[Any] = await script.run(
-                self._client, (key,), (self._now(), service, member, ix, b"", *args)
-            )
-            return reply
+            args = (self._now(), service, member, ix, b"", *args)
+            return _numbers(await script.run(self._client, (key,), args))
         stamp = b""
         if index_first and target is not None:
             stamp = await self._index_add(namespace, service_name, target, member)
@@ -237,8 +248,8 @@ class RedisBackend(Backend):
             result = await script.run(
                 self._client, (key,), (self._now(), service, member, b"", stamp, *args)
             )
-        reply = result
-        moved, seen = int(reply[2]), reply[3]
+        reply = _numbers(result)
+        moved, seen = reply[2], reply[3]
         if moved >= 0:
             await self._index_drop_quietly(namespace, service_name, moved, seen, [member])
         return reply
@@ -335,7 +346,7 @@ class RedisBackend(Backend):
             _SET_LINKED_POD, namespace, uid, service_name, pod_id,
             (str(pod_id), str(persist_seconds)), index_first=True,
         )
-        before = int(reply[0])
+        before = reply[0]
         return None if before < 0 else before
 
     async def try_set_linked_pod(
@@ -346,7 +357,7 @@ class RedisBackend(Backend):
             _TRY_SET_LINKED_POD, namespace, uid, service_name, pod_id,
             (str(pod_id), str(persist_seconds)), index_first=False,
         )
-        return bool(int(reply[0])), int(reply[1])
+        return bool(reply[0]), reply[1]
 
     async def set_linked_pod_if_absent(
         self, namespace: str, uid: str, service_name: str, pod_id: int, persist_seconds: int
@@ -356,7 +367,7 @@ class RedisBackend(Backend):
             _SET_LINKED_POD_IF_ABSENT, namespace, uid, service_name, pod_id,
             (str(pod_id), str(persist_seconds)), index_first=False,
         )
-        return int(reply[0])
+        return reply[0]
 
     async def place_linked_pod(
         self,
@@ -371,16 +382,16 @@ class RedisBackend(Backend):
             _SET_LINKED_POD_IF_ABSENT, namespace, uid, service_name, pod_id,
             ("" if pod_id is None else str(pod_id), str(persist_seconds)), index_first=False,
         )
-        pod = int(reply[0])
+        pod = reply[0]
         return None if pod < 0 else pod
 
     async def get_linked_pod(self, namespace: str, uid: str, service_name: str) -> int | None:
         """Return the pod of the live link, or None."""
         key = self._keys.link_hash(namespace, uid)
-        (pod,) = await _GET_LINKED_PODS.run(
+        pod = await _GET_LINKED_PODS.run(
             self._client, (key,), (self._now(), service_name.encode())
         )
-        return None if pod is None else int(pod)
+        return int(pod) if pod else None
 
     async def get_linked_pod_if_persist(
         self, namespace: str, uid: str, service_name: str
@@ -409,15 +420,20 @@ class RedisBackend(Backend):
     ) -> list[int | None]:
         """Return the pod of each uid's live link (None: none), read in pipelined chunks."""
         keys = self._keys.link_hashes(namespace, list(uids))
-        batches = self._batches(keys)
         args = (self._now(), service_name.encode())
+        if not self._cluster:
+            # Chunks in input order: the replies simply follow one another.
+            calls = [(keys[start : start + CHUNK], args) for start in range(0, len(keys), CHUNK)]
+            replies = await scripts.run_many(self._client, _GET_LINKED_PODS, calls)
+            return [pod for reply in replies for pod in _pods(reply)]
+        batches = self._batches(keys)
         replies = await scripts.run_many(
             self._client, _GET_LINKED_PODS, [([keys[i] for i in batch], args) for batch in batches]
         )
         pods: list[int | None] = [None] * len(uids)
         for batch, reply in zip(batches, replies, strict=True):
-            for position, pod in zip(batch, reply, strict=True):
-                pods[position] = None if pod is None else int(pod)
+            for position, pod in zip(batch, _pods(reply), strict=True):
+                pods[position] = pod
         return pods
 
     async def remove_linked_pod(
@@ -439,7 +455,7 @@ class RedisBackend(Backend):
             _REMOVE_LINKED_POD, namespace, uid, service_name, None,
             (str(persist_seconds), pod), index_first=False,
         )
-        return bool(int(reply[0]))
+        return bool(reply[0])
 
     async def get_link_service(self, namespace: str, uid: str) -> dict[str, int]:
         """Return the uid's live permanent links, service → pod (HGETALL of its hash)."""
@@ -583,12 +599,13 @@ class RedisBackend(Backend):
             [((key,), (self._now(), service, member, b"", b"", *tail))
              for key, member in zip(keys, candidates, strict=True)],
         )
-        removed = sum(int(reply[0]) for reply in replies)
+        numbers = [_numbers(reply) for reply in replies]
+        removed = sum(reply[0] for reply in numbers)
         # Out of this pod's index: links deleted here, and candidates whose
         # link was not (or no longer) at the pod.
         gone = [
-            member for member, reply in zip(candidates, replies, strict=True)
-            if int(reply[0]) == 0 or int(reply[2]) == pod_id
+            member for member, reply in zip(candidates, numbers, strict=True)
+            if reply[0] == 0 or reply[2] == pod_id
         ]
         if gone:
             await self._index_drop_quietly(namespace, service_name, pod_id, seen, gone)

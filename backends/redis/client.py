@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from redis.asyncio import Redis, RedisCluster
@@ -52,6 +52,7 @@ from redis.asyncio.sentinel import (
     SentinelManagedSSLConnection,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from stateful.backend import waiting_for_connection
@@ -405,6 +406,14 @@ def client_is_cancel_safe(client: Redis | RedisCluster) -> bool:
     return is_cancel_safe(connection_class)
 
 
+def _own_pool(client: Any) -> _Bounded | None:
+    """Return the pool of a standalone or Sentinel client whose commands we run ourselves."""
+    pool = getattr(client, "connection_pool", None)
+    if isinstance(pool, _Bounded) and isinstance(client, Redis) and client.connection is None:
+        return pool
+    return None
+
+
 async def execute_command(client: Any, *args: Any) -> Any:
     """Send one command and return its reply, as ``client.execute_command(*args)`` would.
 
@@ -419,13 +428,8 @@ async def execute_command(client: Any, *args: Any) -> Any:
     outcome unknown. Any other client (a cluster, a client you built) gets
     ``client.execute_command``.
     """
-    pool = getattr(client, "connection_pool", None)
-    if (
-        not isinstance(pool, _Bounded)
-        or not isinstance(client, Redis)
-        or client.connection is not None
-        or args[0] in client.response_callbacks
-    ):
+    pool = _own_pool(client)
+    if pool is None or args[0] in client.response_callbacks:
         return await client.execute_command(*args)
     connection = await pool.get_connection()
     try:
@@ -438,6 +442,50 @@ async def execute_command(client: Any, *args: Any) -> Any:
             await connection.disconnect()
             await connection.send_packed_command(packed)
         return await connection.read_response()
+    finally:
+        await pool.release(connection)
+
+
+async def execute_many(client: Any, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+    """Send ``commands`` in one write and return their replies in order.
+
+    A reply that is an error comes back as its `ResponseError` instance (as
+    in a non-transactional pipeline with ``raise_on_error=False``); a lost
+    connection raises. On a standalone or Sentinel client whose pool is ours
+    (and commands without response callbacks), this is `execute_command`
+    for many commands: one connection, our packer, the send retried once
+    only if it failed, every reply read before the connection goes back (an
+    interrupted read drops it). Any other client gets a redis-py pipeline.
+    """
+    pool = _own_pool(client)
+    if pool is None or any(command[0] in client.response_callbacks for command in commands):
+        pipe = client.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)
+        replies: list[Any] = await pipe.execute(raise_on_error=False)
+        return replies
+    connection = await pool.get_connection()
+    try:
+        chunks: list[bytes] = []
+        for command in commands:
+            packed = _pack(connection, command)
+            if isinstance(packed, bytes):
+                chunks.append(packed)
+            else:
+                chunks.extend(packed)
+        try:
+            await connection.send_packed_command(chunks)
+        except RedisConnectionError:
+            # As in execute_command: the send failed, so nothing ran.
+            await connection.disconnect()
+            await connection.send_packed_command(chunks)
+        replies = []
+        for _ in commands:
+            try:
+                replies.append(await connection.read_response())
+            except ResponseError as exc:
+                replies.append(exc)
+        return replies
     finally:
         await pool.release(connection)
 

@@ -18,7 +18,7 @@ from redis.exceptions import NoScriptError
 
 from stateful.resources import resource_dir
 
-from .client import execute_command
+from .client import execute_command, execute_many
 
 Arg = bytes | str | int
 
@@ -119,10 +119,6 @@ async def pipelined(client: PipelineFactory, commands: Sequence[tuple[Arg, ...]]
 
 
 async def _pipelined(client: PipelineFactory, commands: Sequence[tuple[Arg, ...]]) -> list[Any]:
-    pipe = client.pipeline(transaction=False)
-    for command in commands:
-        # execute_command, not pipe.evalsha(): the cluster pipeline blocks the
-        # named EVALSHA method but routes the raw command by its keys.
-        pipe.execute_command(*command)
-    replies: list[Any] = await pipe.execute(raise_on_error=False)
-    return replies
+    # Raw commands, not pipe.evalsha(): the cluster pipeline blocks the named
+    # EVALSHA method but routes the raw command by its keys.
+    return await execute_many(client, commands)

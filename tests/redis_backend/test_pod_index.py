@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from stateful import ManualClock, StatefulExecutor
-from stateful.backends.redis.backend import _INDEX_DROP, _SET_LINKED_POD, RedisBackend
+from stateful.backends.redis.backend import _INDEX_DROP, _SET_LINKED_POD, RedisBackend, _numbers
 from tests.redis_backend.scratch import ScratchBackend, scratch_backend
 
 NS, SVC = "ns:{x}", "game:}"
@@ -49,12 +49,14 @@ async def _age_mark(backend: RedisBackend, pod: int, uid: str, ms: int) -> None:
 
 async def _link_step(
     backend: RedisBackend, uid: str, pod: int, stamp: bytes, persist: int = -1
-) -> list[Any]:
+) -> Any:
     """Step 2 of a cluster set_linked_pod alone: the link script with a given index stamp."""
     key = backend.keys.link_hash(NS, uid)
     args = ("", SVC.encode(), uid.encode(), b"", stamp, str(pod), str(persist))
-    reply: list[Any] = await _SET_LINKED_POD.run(backend.client, (key,), args)
-    return reply
+    reply: Any = await _SET_LINKED_POD.run(backend.client, (key,), args)
+    if reply in (b"index", "index"):
+        return reply
+    return _numbers(reply)  # the link writers reply 'a,b,moved,t'
 
 
 async def _server_ms(backend: RedisBackend) -> int:
