@@ -123,7 +123,7 @@ def test_raw_busy_and_locked_errors_are_retryable(tmp_path: Path) -> None:
     assert sql_errors.is_retryable(busy)
     assert not sql_errors.is_unavailable(busy)
     locked = sqlite3.OperationalError("database table is locked")
-    locked.sqlite_errorcode = 6  # type: ignore[attr-defined]
+    locked.sqlite_errorcode = 6
     assert sql_errors.is_retryable(locked)
     assert not sql_errors.is_unavailable(locked)
 
