@@ -605,14 +605,21 @@ class Dialect:
         self, conn: Connection, service_key: bytes, pod: int, after: bytes, limit: int, now: int
     ) -> list[tuple[bytes, str]]:
         """Return up to ``limit`` ``(link_key, uid)`` of the pod's live links after ``after``."""
-        params = {
+        params = self.pod_page_params(service_key, pod, after, limit, now)
+        return [(key, uid) for key, uid in conn.execute(self.select_pod_page, params)]
+
+    @staticmethod
+    def pod_page_params(
+        service_key: bytes, pod: int, after: bytes, limit: int, now: int
+    ) -> dict[str, Any]:
+        """Bind parameters of `select_pod_page`."""
+        return {
             "b_service_key": service_key,
             "b_pod": pod,
             "b_after": after,
             "b_limit": limit,
             "now": now,
         }
-        return [(key, uid) for key, uid in conn.execute(self.select_pod_page, params)]
 
     def count_pod_links(self, conn: Connection, service_key: bytes, now: int) -> dict[int, int]:
         """Return live links per pod of the service (``GROUP BY pod`` over the pod index)."""

@@ -320,13 +320,7 @@ class SQLiteDialect(OnConflictDialect):
         self, conn: Connection, service_key: bytes, pod: int, after: bytes, limit: int, now: int
     ) -> list[tuple[bytes, str]]:
         """One page of the pod's live links, as a job."""
-        params = {
-            "b_service_key": service_key,
-            "b_pod": pod,
-            "b_after": after,
-            "b_limit": limit,
-            "now": now,
-        }
+        params = self.pod_page_params(service_key, pod, after, limit, now)
         return [(key, uid) for key, uid in self.one(conn, self.q_pod_page, params)]
 
     def count_pod_links(self, conn: Connection, service_key: bytes, now: int) -> dict[int, int]:
