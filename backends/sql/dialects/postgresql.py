@@ -26,9 +26,9 @@ passed in, that takes an ``AUTOCOMMIT`` checkout of its pool.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     BigInteger,
@@ -57,8 +57,6 @@ from ..errors import RetryTransaction
 from ..schema import Tables
 from .base import LinkId
 from .on_conflict import OnConflictDialect
-
-T = TypeVar("T")
 
 #: A statement compiled for asyncpg: SQL text, parameter names in ``$n`` order.
 Prepared = tuple[str, list[str]]
@@ -262,18 +260,6 @@ SELECT (SELECT pod FROM upd) AS pod, (SELECT live FROM upd) AS live,
     def insert_into(self, table: Table) -> Any:
         """PostgreSQL's ``INSERT`` (``ON CONFLICT``, ``RETURNING``)."""
         return pg_insert(table)
-
-    def _transaction(self, work: Callable[[Connection], T], write: bool, single: bool) -> T:
-        """Run a lone statement straight on a checkout; anything else as `Dialect.open` frames it.
-
-        On the engines `from_url` builds (AUTOCOMMIT, no reset on return), a
-        lone statement needs no framing at all: the checkout's own context
-        returns the connection, with no transaction open, whatever happens.
-        """
-        if single and self.explicit and self.lone_statement_ok(write=write):
-            with self.checkout(self.sync_engine) as conn:
-                return work(conn)
-        return super()._transaction(work, write, single)
 
     @contextmanager
     def open(self, *, write: bool, single: bool) -> Iterator[Connection]:
