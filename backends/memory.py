@@ -3,7 +3,12 @@
 Every operation runs without an ``await`` inside, so under asyncio each one
 is atomic by construction. Expired links are dropped lazily: a min-heap of
 expiry instants is popped on each call, so no call scans all links, and every
-link still in the dictionaries is live.
+link still in the dictionaries is live. The one exception is the hot read,
+`get_linked_pod`, which pops nothing and judges the one link it finds by its
+own expiry.
+
+`instant_links` hands the link read and write to the executor as plain
+functions, so a router's calls skip two coroutine layers.
 
 A reverse index per (namespace, service, pod) serves `pod_links_page` and
 `count_pod_links`. Each entry carries the sequence number the uid got when it
@@ -20,7 +25,7 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
-from stateful.backend import Backend, Cursor
+from stateful.backend import Backend, Cursor, InstantLinks
 from stateful.clock import Clock, SystemClock
 from stateful.errors import ValidationError
 from stateful.records import LinkInfo
@@ -205,10 +210,28 @@ class MemoryBackend(Backend):
 
     # -- links ---------------------------------------------------------------------
 
+    def instant_links(self) -> InstantLinks | None:
+        """Return the link read and write as plain calls: nothing here ever waits.
+
+        None for a subclass that overrides either coroutine: its version is the truth.
+        """
+        kind = type(self)
+        if (
+            kind.get_linked_pod is not MemoryBackend.get_linked_pod
+            or kind.set_linked_pod is not MemoryBackend.set_linked_pod
+        ):
+            return None
+        return InstantLinks(get_linked_pod=self._get_pod, set_linked_pod=self._set_link)
+
     async def set_linked_pod(
         self, namespace: str, uid: str, service_name: str, pod_id: int, persist_seconds: int
     ) -> int | None:
         """Link the uid; return the previous live pod."""
+        return self._set_link(namespace, uid, service_name, pod_id, persist_seconds)
+
+    def _set_link(
+        self, namespace: str, uid: str, service_name: str, pod_id: int, persist_seconds: int
+    ) -> int | None:
         now, key = self._now(), (namespace, uid, service_name)
         previous = self._links.get(key)
         self._store(key, pod_id, persist_seconds, now, previous)
@@ -243,9 +266,18 @@ class MemoryBackend(Backend):
 
     async def get_linked_pod(self, namespace: str, uid: str, service_name: str) -> int | None:
         """Return the live link's pod."""
-        self._now()
+        return self._get_pod(namespace, uid, service_name)
+
+    def _get_pod(self, namespace: str, uid: str, service_name: str) -> int | None:
+        # The hot read: a permanent link needs no clock, and a dead link left
+        # for _now() to drop is judged here by its own expiry.
         link = self._links.get((namespace, uid, service_name))
-        return link.pod if link else None
+        if link is None:
+            return None
+        expires_at = link.expires_at
+        if expires_at is None or self._clock.now_ms() < expires_at:
+            return link.pod
+        return None
 
     async def get_linked_pod_if_persist(
         self, namespace: str, uid: str, service_name: str

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -62,6 +62,17 @@ class CallState:
     """What the executor wants to know about the call in progress (see `waiting_for_connection`)."""
 
     waiting_for_connection: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class InstantLinks:
+    """A backend's link read and write as plain functions (see `Backend.instant_links`).
+
+    Same arguments, answers and atomicity as the coroutines of the same names.
+    """
+
+    get_linked_pod: Callable[[str, str, str], int | None]
+    set_linked_pod: Callable[[str, str, str, int, int], int | None]
 
 
 #: Set by the executor around each call made under a timeout.
@@ -116,6 +127,17 @@ class Backend(ABC):
         Override for drivers whose exception classes need a closer look.
         """
         return isinstance(error, self.unavailable_errors)
+
+    def instant_links(self) -> InstantLinks | None:
+        """Return the link read and write as plain functions, if the store is this process.
+
+        A router calls these two on every request. A backend that serves them
+        without I/O (the memory backend) returns them here, and the executor
+        then calls them in the caller's task, skipping the coroutines, when it
+        has no timeout and no observer. They must never block. The default,
+        None, means every call goes through the coroutines.
+        """
+        return None
 
     # -- pod and workload states ------------------------------------------------
 

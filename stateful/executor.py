@@ -10,7 +10,7 @@ from types import TracebackType
 from typing import Any, Protocol, Self, TypeVar
 
 from stateful import validation as v
-from stateful.backend import Backend, CallState, Cursor, current_call
+from stateful.backend import Backend, CallState, Cursor, InstantLinks, current_call
 from stateful.errors import (
     BackendError,
     BackendUnavailable,
@@ -90,6 +90,10 @@ class StatefulExecutor:
         self._used = False
         # The fast path: await the backend directly, nothing else to do per call.
         self._direct = backend.cancel_safe and self._timeout is None and observer is None
+        # Faster still for an in-process store: its link read and write as plain calls.
+        self._instant: InstantLinks | None = (
+            backend.instant_links() if self._timeout is None and observer is None else None
+        )
 
     @property
     def backend(self) -> Backend:
@@ -146,6 +150,7 @@ class StatefulExecutor:
         """
         if self._closing is None:
             self._direct = False
+            self._instant = None
             self._closing = asyncio.ensure_future(self._close())
         await asyncio.shield(self._closing)
 
@@ -342,6 +347,14 @@ class StatefulExecutor:
         """
         ns, u, svc = v.check_link_key(namespace, uid, service_name)
         pod, ttl = v.check_pod_id(pod_id), v.check_set_persist(persist_seconds)
+        if self._instant is not None:
+            self._used = True
+            try:
+                return self._instant.set_linked_pod(ns, u, svc, pod, ttl)
+            except StatefulError:
+                raise
+            except Exception as exc:
+                raise self._wrapped("set_linked_pod", exc) from exc
         return await self._run(
             "set_linked_pod", ns, svc, self._backend.set_linked_pod(ns, u, svc, pod, ttl)
         )
@@ -380,6 +393,14 @@ class StatefulExecutor:
     async def get_linked_pod(self, namespace: str, uid: str, service_name: str) -> int | None:
         """Return the pod ``uid`` is linked to for the service, or None."""
         ns, u, svc = v.check_link_key(namespace, uid, service_name)
+        if self._instant is not None:
+            self._used = True
+            try:
+                return self._instant.get_linked_pod(ns, u, svc)
+            except StatefulError:
+                raise
+            except Exception as exc:
+                raise self._wrapped("get_linked_pod", exc) from exc
         return await self._run("get_linked_pod", ns, svc, self._backend.get_linked_pod(ns, u, svc))
 
     async def get_linked_pod_if_persist(

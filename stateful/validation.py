@@ -22,6 +22,7 @@ MAX_POD_ID = 2**31 - 1
 MAX_PERSIST_SECONDS = 315_360_000  # ten years
 MAX_TTL_SECONDS = MAX_PERSIST_SECONDS
 PERMANENT = -1
+_SHORTEST_MAX = min(MAX_NAMESPACE, MAX_UID, MAX_SERVICE_NAME)
 #: Most uids a pod_links page asks the backend for.
 MAX_PAGE_SIZE = 10_000
 
@@ -83,11 +84,12 @@ def check_link_key(namespace: object, uid: object, service_name: object) -> tupl
     if type(namespace) is str and type(uid) is str and type(service_name) is str:
         joined = namespace + uid + service_name
         if (
-            joined.isascii()
+            len(joined) <= _SHORTEST_MAX  # then each one is within its own limit
+            and namespace
+            and uid
+            and service_name
+            and joined.isascii()
             and "\x00" not in joined
-            and 0 < len(namespace) <= MAX_NAMESPACE
-            and 0 < len(uid) <= MAX_UID
-            and 0 < len(service_name) <= MAX_SERVICE_NAME
         ):
             return namespace, uid, service_name
     return check_namespace(namespace), check_uid(uid), check_service_name(service_name)

@@ -8,6 +8,7 @@ import pytest
 
 import stateful
 from stateful import BackendError, BackendUnavailable, StatefulError, StatefulExecutor
+from stateful.backend import InstantLinks
 from stateful.backends.memory import MemoryBackend
 
 
@@ -147,6 +148,55 @@ async def test_closed_executor_refuses_calls_and_close_is_idempotent() -> None:
     await ex.aclose()
     with pytest.raises(StatefulError, match="closed"):
         await ex.get_linked_pod("ns", "u", "svc")
+
+
+async def test_the_memory_fast_path_keeps_the_executors_duties() -> None:
+    """Link reads and writes of `memory://` skip the coroutines, not the rules."""
+
+    class BrokenInstant(MemoryBackend):
+        def instant_links(self) -> InstantLinks:
+            def fail(*args: object) -> int | None:
+                raise KeyError("lost")
+
+            return InstantLinks(get_linked_pod=fail, set_linked_pod=fail)
+
+    assert MemoryBackend().instant_links() is not None
+    assert SlowBackend(delay=0).instant_links() is None, "an override must not be bypassed"
+    broken = StatefulExecutor(BrokenInstant())
+    for call in (
+        broken.get_linked_pod("ns", "u", "svc"),
+        broken.set_linked_pod("ns", "u", "svc", 1, -1),
+    ):
+        with pytest.raises(BackendError, match="KeyError") as caught:
+            await call
+        assert isinstance(caught.value.__cause__, KeyError)
+    await broken.aclose()
+    # With a timeout or an observer, calls go through the coroutines again.
+    bounded = StatefulExecutor(BrokenInstant(), timeout=1)
+    assert await bounded.get_linked_pod("ns", "u", "svc") is None
+    await bounded.aclose()
+    ex = StatefulExecutor(MemoryBackend())
+    assert await ex.set_linked_pod("ns", "u", "svc", 1, -1) is None
+    assert await ex.get_linked_pod("ns", "u", "svc") == 1
+    await ex.aclose()
+    with pytest.raises(StatefulError, match="closed"):
+        await ex.get_linked_pod("ns", "u", "svc")
+    with pytest.raises(StatefulError, match="closed"):
+        await ex.set_linked_pod("ns", "u", "svc", 2, -1)
+
+
+async def test_a_temporary_link_reads_as_gone_at_its_expiry_instant() -> None:
+    clock = stateful.ManualClock(start_ms=1_000_000)
+    backend = MemoryBackend(clock=clock)
+    ex = StatefulExecutor(backend)
+    await ex.set_linked_pod("ns", "u", "svc", 4, 5)
+    clock.advance_ms(4_999)
+    assert await ex.get_linked_pod("ns", "u", "svc") == 4
+    clock.advance_ms(1)
+    # Still in the dict (only writes drop dead links), but dead to the read.
+    assert await ex.get_linked_pod("ns", "u", "svc") is None
+    assert await ex.set_linked_pod("ns", "u", "svc", 5, -1) is None
+    await ex.aclose()
 
 
 @pytest.mark.parametrize("timeout", [0, -1.0, float("nan"), float("inf"), True, "2"])
@@ -310,6 +360,8 @@ def test_the_list_of_backend_operations_is_complete() -> None:
     public = {
         name
         for name, value in vars(Backend).items()
-        if callable(value) and not name.startswith("_") and name not in ("aclose", "is_unavailable")
+        if callable(value)
+        and not name.startswith("_")
+        and name not in ("aclose", "is_unavailable", "instant_links")
     }
     assert set(OPERATIONS) == public

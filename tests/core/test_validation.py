@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 import stateful
 from stateful import ValidationError
+from stateful.backend import InstantLinks
 from stateful.backends.memory import MemoryBackend
 from stateful.validation import MAX_NAMESPACE, MAX_SERVICE_NAME, MAX_STATE, MAX_UID
 
@@ -22,9 +23,31 @@ class SpyBackend(MemoryBackend):
 
     def __getattribute__(self, name: str) -> Any:
         attribute = super().__getattribute__(name)
-        if not name.startswith("_") and callable(attribute) and name != "is_unavailable":
+        if (
+            not name.startswith("_")
+            and callable(attribute)
+            and name not in ("is_unavailable", "instant_links")
+        ):
             super().__getattribute__("calls").append(name)
         return attribute
+
+    def instant_links(self) -> InstantLinks | None:
+        # The executor's fast path calls these plain functions instead of the
+        # coroutines: record them too.
+        links = super().instant_links()
+        assert links is not None
+
+        def recorded(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+            def call(*args: Any) -> Any:
+                self.calls.append(name)
+                return function(*args)
+
+            return call
+
+        return InstantLinks(
+            get_linked_pod=recorded("get_linked_pod", links.get_linked_pod),
+            set_linked_pod=recorded("set_linked_pod", links.set_linked_pod),
+        )
 
 
 @pytest.fixture
