@@ -10,8 +10,11 @@ the start of the burst. So this executor (1) shares one reading of states
 and counts among the callers waiting for it, and (2) remembers the placements
 it decided that a reading may not show yet, adding them to the counts: a
 placement counts as pending until a reading that started after it completed
-comes back. Under sequential use every choice is exactly the least-loaded
-pod (ties: lowest id); across processes, counts read just before.
+comes back. (3) A reading's count and this executor's placement writes for
+the service never overlap: the count waits for the writes under way and holds
+new ones back until it is read, so each placement is either in a count or
+pending, never both. Under sequential use every choice is exactly the
+least-loaded pod (ties: lowest id); across processes, counts read just before.
 """
 
 from __future__ import annotations
@@ -51,6 +54,30 @@ class _ServiceLoad:
     completed: deque[_Placement] = field(default_factory=deque)
     completed_per_pod: Counter[int] = field(default_factory=Counter)
     reading: asyncio.Future[_Reading] | None = None
+    # The gate between counts and placement writes (see the module docstring).
+    writing: int = 0
+    no_writes: asyncio.Event = field(default_factory=asyncio.Event)
+    no_count: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.no_writes.set()
+        self.no_count.set()
+
+    async def start_write(self) -> None:
+        while not self.no_count.is_set():
+            await self.no_count.wait()
+        self.writing += 1
+        self.no_writes.clear()
+
+    def end_write(self) -> None:
+        self.writing -= 1
+        if not self.writing:
+            self.no_writes.set()
+
+    async def start_count(self) -> None:
+        self.no_count.clear()
+        while not self.no_writes.is_set():
+            await self.no_writes.wait()
 
     def pending_on(self, pod: int) -> int:
         return self.in_flight[pod] + self.completed_per_pod[pod]
@@ -108,16 +135,23 @@ class Placer:
         )
         placement = load.decide(choice)
         try:
-            pod = await backend.place_linked_pod(
-                namespace, uid, service_name, persist_seconds, choice
-            )
+            await load.start_write()
         except BaseException:
             load.forget(placement)
             raise
-        if pod == choice:
-            load.complete(placement)
-        else:  # a concurrent caller linked the uid first: nothing was added to `choice`
+        try:
+            pod = await backend.place_linked_pod(
+                namespace, uid, service_name, persist_seconds, choice
+            )
+            if pod == choice:
+                load.complete(placement)
+            else:  # a concurrent caller linked the uid first: nothing was added to `choice`
+                load.forget(placement)
+        except BaseException:
             load.forget(placement)
+            raise
+        finally:
+            load.end_write()
         return pod
 
     async def _read(self, load: _ServiceLoad, namespace: str, service_name: str) -> _Reading:
@@ -131,9 +165,13 @@ class Placer:
     async def _fresh_reading(
         self, load: _ServiceLoad, namespace: str, service_name: str
     ) -> _Reading:
-        started_at = load.tick
-        states = await self._backend.get_service_state(namespace, service_name)
-        counts = await self._backend.count_pod_links(namespace, service_name)
+        try:
+            await load.start_count()
+            started_at = load.tick
+            states = await self._backend.get_service_state(namespace, service_name)
+            counts = await self._backend.count_pod_links(namespace, service_name)
+        finally:
+            load.no_count.set()
         reading = _Reading(states, counts, started_at)
         load.settle(reading)
         return reading

@@ -365,3 +365,39 @@ def test_the_list_of_backend_operations_is_complete() -> None:
         and name not in ("aclose", "is_unavailable", "instant_links")
     }
     assert set(OPERATIONS) == public
+
+
+async def test_a_placement_landing_during_a_count_is_not_counted_twice() -> None:
+    class SlowCounts(MemoryBackend):
+        """Counts take 50 ms and placement writes 20 ms, so they would overlap."""
+
+        async def count_pod_links(self, namespace: str, service_name: str) -> dict[int, int]:
+            await asyncio.sleep(0.05)
+            return await super().count_pod_links(namespace, service_name)
+
+        async def place_linked_pod(
+            self,
+            namespace: str,
+            uid: str,
+            service_name: str,
+            persist_seconds: int,
+            pod_id: int | None,
+        ) -> int | None:
+            if pod_id is not None:
+                await asyncio.sleep(0.02)
+            return await super().place_linked_pod(
+                namespace, uid, service_name, persist_seconds, pod_id
+            )
+
+    ex = StatefulExecutor(SlowCounts())
+    for pod in (0, 1):
+        await ex.set_service_state("ns", "svc", pod, "ready")
+    await ex.set_linked_pod("ns", "old", "svc", 1, -1)
+    first = asyncio.create_task(ex.place_linked_pod("ns", "a", "svc", -1))
+    await asyncio.sleep(0.055)  # a's count is read (pod 0 chosen); its write is under way
+    # b's count must not run while a's write lands: a would be in the count and
+    # pending at once, pod 0 would weigh 2, and b would go to pod 1.
+    assert await ex.place_linked_pod("ns", "b", "svc", -1) == 0
+    assert await first == 0
+    assert await ex.count_pod_links("ns", "svc") == {0: 2, 1: 1}
+    await ex.aclose()
