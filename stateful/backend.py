@@ -121,6 +121,14 @@ class Backend(ABC):
     #: more per call) that completes even if the caller is cancelled.
     cancel_safe: bool = False
 
+    #: The operations (executor method names, e.g. ``"get_linked_pod"``) that
+    #: are cancel-safe on their own, as `cancel_safe` describes, when the
+    #: backend as a whole is not: typically one atomic statement on a
+    #: connection that the driver discards if the call is interrupted (and a
+    #: wait for a pooled connection that, cancelled, leaves nothing queued to
+    #: run later). The executor awaits those calls directly, without a task.
+    cancel_safe_operations: frozenset[str] = frozenset()
+
     def is_unavailable(self, error: BaseException) -> bool:
         """Tell whether ``error`` means the store was unreachable (outcome unknown).
 

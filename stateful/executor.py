@@ -56,10 +56,13 @@ class StatefulExecutor:
     `BackendError` / `BackendUnavailable`.
 
     A cancelled or timed-out call leaves the store fully before or fully after
-    it: unless the backend declares itself `Backend.cancel_safe`, its call
-    runs in a shielded task that completes in the background, so no connection
-    is abandoned mid-transaction. `aclose` waits for such calls, within
-    ``close_timeout`` seconds.
+    it: unless the backend declares itself `Backend.cancel_safe`, or the
+    operation one of its `Backend.cancel_safe_operations`, its call runs in a
+    shielded task that completes in the background, so no connection is
+    abandoned mid-transaction. `aclose` waits for such calls, within
+    ``close_timeout`` seconds. A cancel-safe call is awaited in the caller's
+    task: cancelled, it stops there (while still waiting for a pooled
+    connection, it never runs later).
     """
 
     def __init__(
@@ -90,6 +93,11 @@ class StatefulExecutor:
         self._used = False
         # The fast path: await the backend directly, nothing else to do per call.
         self._direct = backend.cancel_safe and self._timeout is None and observer is None
+        # Per operation: those the backend declares cancel-safe on their own.
+        self._safe_ops = backend.cancel_safe_operations
+        self._direct_ops = (
+            self._safe_ops if self._timeout is None and observer is None else frozenset()
+        )
         # Faster still for an in-process store: its link read and write as plain calls.
         self._instant: InstantLinks | None = (
             backend.instant_links() if self._timeout is None and observer is None else None
@@ -150,6 +158,7 @@ class StatefulExecutor:
         """
         if self._closing is None:
             self._direct = False
+            self._direct_ops = frozenset()
             self._instant = None
             self._closing = asyncio.ensure_future(self._close())
         await asyncio.shield(self._closing)
@@ -191,7 +200,7 @@ class StatefulExecutor:
         path costs one await and no closure.
         """
         self._used = True
-        if self._direct:
+        if self._direct or operation in self._direct_ops:
             try:
                 return await work
             except StatefulError:
@@ -214,7 +223,7 @@ class StatefulExecutor:
         return result
 
     async def _bounded(self, operation: str, work: Coroutine[Any, Any, T]) -> T:
-        if self._backend.cancel_safe:
+        if self._backend.cancel_safe or operation in self._safe_ops:
             bounded = self._translated(operation, work)
         else:
             bounded = self._shielded(operation, work)

@@ -111,6 +111,8 @@ class SQLBackend(Backend):
             )
         except ValueError as exc:
             raise ValidationError("engine", str(exc)) from None
+        # The dialect's lone statements that the executor may await directly.
+        self.cancel_safe_operations = self._dialect.cancel_safe_operations
         self._purge_interval = purge_interval
         self._max_attempts = max_attempts
         self._dispose_engine = dispose_engine
@@ -167,18 +169,25 @@ class SQLBackend(Backend):
                 self._purge_periodically(self._purge_interval), name="stateful-sql-purge"
             )
 
-    async def _with_retries(self, attempt: Callable[[], Awaitable[T]]) -> T:
-        tries = 0
+    async def _with_retries(self, attempt: Callable[[], Awaitable[T]], tries: int = 0) -> T:
+        """Await ``attempt()`` until it succeeds; ``tries`` attempts already failed."""
         while True:
+            if tries:
+                await asyncio.sleep(_backoff(tries - 1))
             try:
                 return await attempt()
             except Exception as exc:
                 tries += 1
-                if tries >= self._max_attempts or not errors.is_retryable(exc):
+                if not self._may_retry(exc, tries):
                     raise
-                self._retries += 1
-                logger.debug("stateful: retrying a transaction after %r", exc)
-            await asyncio.sleep(_backoff(tries - 1))
+
+    def _may_retry(self, error: Exception, tries: int) -> bool:
+        """Tell whether to run a transaction again after its ``tries``-th failure, ``error``."""
+        if tries >= self._max_attempts or not errors.is_retryable(error):
+            return False
+        self._retries += 1
+        logger.debug("stateful: retrying a transaction after %r", error)
+        return True
 
     async def _run(
         self,
@@ -193,7 +202,12 @@ class SQLBackend(Backend):
         ``body`` is synchronous: `Dialect.run` runs the whole transaction in
         one greenlet.
         """
-        await self._ready()
+        if (
+            not self._schema_checked
+            or self._closed
+            or (self._purge_task is None and self._purge_interval is not None)
+        ):
+            await self._ready()
         if single is None:
             single = self._dialect.is_single(operation)
 
@@ -205,8 +219,16 @@ class SQLBackend(Backend):
             # On the server's clock the statements read it themselves (0 unused).
             return body(conn, clock.now_ms() if clock is not None else 0)
 
+        dialect = self._dialect
+        # The first attempt awaited here (one coroutine less per call); the
+        # rest, if it fails with an error worth retrying, in `_with_retries`.
+        try:
+            return await dialect.run(timed, write=write, single=single)
+        except Exception as exc:
+            if not self._may_retry(exc, 1):
+                raise
         return await self._with_retries(
-            lambda: self._dialect.run(timed, write=write, single=single)
+            lambda: dialect.run(timed, write=write, single=single), tries=1
         )
 
     @staticmethod

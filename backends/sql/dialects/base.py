@@ -110,6 +110,12 @@ class Dialect:
         }
     )
 
+    #: Operations (executor method names) that are cancel-safe here: one
+    #: atomic statement whose connection is discarded if the call is
+    #: interrupted (see `stateful.Backend.cancel_safe_operations`). None by
+    #: default: every call then runs in the executor's shielded task.
+    cancel_safe_operations: frozenset[str] = frozenset()
+
     #: Keys per statement of a batch read (an ``IN (...)`` list); None: one
     #: statement for any number (the dialect binds them as one array).
     batch_size: ClassVar[int | None] = IN_CHUNK
