@@ -28,6 +28,7 @@ class FaultyBackend(Backend):
         """Wrap ``inner``; ``seed`` makes the random choices repeatable."""
         self.inner = inner
         self.cancel_safe = inner.cancel_safe
+        self.cancel_safe_operations = inner.cancel_safe_operations
         self.unavailable_errors = (*inner.unavailable_errors, InjectedFault)
         self._random = random.Random(seed)
         self._armed: str | None = None
