@@ -11,7 +11,9 @@ from stateful_jsonfile import JsonFileBackend
 from stateful.clock import ManualClock
 from stateful.testing import Capabilities, ConformanceKit
 
-_DIR = Path(tempfile.mkdtemp(prefix="stateful-jsonfile-"))
+# Removed when the test run ends (TemporaryDirectory cleans up at exit).
+_TMP = tempfile.TemporaryDirectory(prefix="stateful-jsonfile-")
+_DIR = Path(_TMP.name)
 _NAMES = itertools.count()
 
 
