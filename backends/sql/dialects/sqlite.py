@@ -20,10 +20,10 @@ growing steps (up to 100 ms). Writers in other processes still meet at the
 busy timeout.
 
 Operations reach sqlite3 in one trip to aiosqlite's thread each
-(`sqlite_thread`): a write transaction is ``BEGIN IMMEDIATE`` (one trip; the
-backend then reads its clock, so time follows the order of commits), then
-its statements and the COMMIT (one more). A read that is one statement is
-one trip.
+(`sqlite_thread`): a write is ``BEGIN IMMEDIATE``, the clock read once the
+write lock is held (so time follows the order of commits), its statements
+and the COMMIT, all in one job (`SQLiteDialect.run_timed`). A read that is
+one statement is one trip.
 """
 
 from __future__ import annotations
