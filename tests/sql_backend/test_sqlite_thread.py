@@ -173,6 +173,7 @@ async def test_without_the_private_names_jobs_run_through_sqlalchemy(
     monkeypatch.setattr(sqlite_thread, "THREAD", False)
     monkeypatch.setattr(sqlite_dialect, "THREAD", False)
     backend = _backend(tmp_path)
+    assert not backend.dialect.late_clock
     try:
         assert await backend.set_linked_pod(NS, "u", SVC, 1, -1) is None
         assert await backend.set_linked_pod(NS, "u", SVC, 2, -1) == 1
@@ -253,3 +254,4 @@ async def test_time_follows_the_order_of_the_write_lock(tmp_path: Path) -> None:
     finally:
         other.close()
         await backend.aclose()
+
