@@ -212,6 +212,11 @@ class SQLBackend(Backend):
             single = self._dialect.is_single(operation)
 
         clock = self._clock
+        if clock is not None and operation in self._dialect.late_clock:
+            late = clock
+            return await self._with_retries(
+                lambda: self._dialect.run_timed(body, late, write=write, single=single)
+            )
 
         def timed(conn: Connection) -> T:
             # Read the clock once the transaction has its connection (and, on

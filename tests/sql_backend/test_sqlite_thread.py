@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import sqlite3
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -172,6 +173,7 @@ async def test_without_the_private_names_jobs_run_through_sqlalchemy(
     monkeypatch.setattr(sqlite_thread, "THREAD", False)
     monkeypatch.setattr(sqlite_dialect, "THREAD", False)
     backend = _backend(tmp_path)
+    assert not backend.dialect.late_clock
     try:
         assert await backend.set_linked_pod(NS, "u", SVC, 1, -1) is None
         assert await backend.set_linked_pod(NS, "u", SVC, 2, -1) == 1
@@ -189,3 +191,67 @@ async def test_without_the_private_names_jobs_run_through_sqlalchemy(
         assert _checked_out(backend) == 0
     finally:
         await backend.aclose()
+
+
+async def test_a_write_is_one_trip_to_the_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BEGIN IMMEDIATE, the clock, the statements and COMMIT: one job in aiosqlite's thread.
+
+    A read that is one statement stays one trip too.
+    """
+    import aiosqlite
+
+    backend = _backend(tmp_path)
+    try:
+        await backend.set_linked_pod(NS, "u", SVC, 1, -1)  # schema check, connection opened
+        await backend.get_linked_pod(NS, "u", SVC)
+        trips: list[object] = []
+        execute: Callable[..., Awaitable[object]] = aiosqlite.Connection._execute
+
+        async def counted(self: aiosqlite.Connection, fn: object, *args: object) -> object:
+            trips.append(fn)
+            return await execute(self, fn, *args)
+
+        monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+        writes: list[Callable[[], Awaitable[object]]] = [
+            lambda: backend.set_linked_pod(NS, "u", SVC, 2, -1),
+            lambda: backend.try_set_linked_pod(NS, "u", SVC, 3, 60),
+            lambda: backend.set_linked_pod_if_absent(NS, "v", SVC, 4, 60),
+            lambda: backend.place_linked_pod(NS, "v", SVC, 60, None),
+            lambda: backend.remove_linked_pod(NS, "v", SVC, 30),
+            lambda: backend.set_service_state(NS, SVC, 2, "ready"),
+            lambda: backend.remove_service_state(NS, SVC, 2),
+            lambda: backend.set_workload_state(NS, SVC, "stable"),
+        ]
+        for write in writes:
+            trips.clear()
+            await write()
+            assert len(trips) == 1, write
+        trips.clear()
+        assert await backend.get_linked_pod(NS, "u", SVC) == 2
+        assert len(trips) == 1
+    finally:
+        await backend.aclose()
+
+
+async def test_time_follows_the_order_of_the_write_lock(tmp_path: Path) -> None:
+    """``now`` is read in the thread once the write lock is held: a writer that
+    queued behind another process's transaction stamps the time it got the lock."""
+    clock = ManualClock()
+    backend = from_url(f"sqlite+aiosqlite:///{tmp_path / 'thread.db'}", clock=clock)
+    other = sqlite3.connect(tmp_path / "thread.db", isolation_level=None)
+    try:
+        await backend.set_linked_pod(NS, "u", SVC, 1, -1)
+        other.execute("BEGIN IMMEDIATE")
+        task = asyncio.create_task(backend.set_linked_pod(NS, "u", SVC, 2, -1))
+        await asyncio.sleep(0.1)  # waiting in SQLite's busy handler
+        clock.advance(5)
+        other.execute("ROLLBACK")
+        assert await task == 1
+        info = await backend.get_link_info(NS, "u", SVC)
+        assert info is not None and info.updated_at_ms == clock.now_ms()
+    finally:
+        other.close()
+        await backend.aclose()
+

@@ -54,6 +54,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
 from stateful.backend import waiting_for_connection
+from stateful.clock import Clock
 from stateful.errors import PoolExhausted
 
 from ..engines import in_autocommit, uses_single_connection
@@ -112,9 +113,13 @@ class Dialect:
 
     #: Operations (executor method names) that are cancel-safe here: one
     #: atomic statement whose connection is discarded if the call is
-    #: interrupted (see `stateful.Backend.cancel_safe_operations`). None by
+    #: interrupted (see `stateful.Backend.cancel_safe_operations`). Empty by
     #: default: every call then runs in the executor's shielded task.
     cancel_safe_operations: frozenset[str] = frozenset()
+
+    #: Operations whose ``now`` the dialect reads from the clock itself, inside
+    #: the transaction (`run_timed`); the backend reads it for the others.
+    late_clock: frozenset[str] = frozenset()
 
     #: Keys per statement of a batch read (an ``IN (...)`` list); None: one
     #: statement for any number (the dialect binds them as one array).
@@ -343,6 +348,21 @@ class Dialect:
             return await greenlet_spawn(self._transaction, work, write, single)
         finally:
             turn.release()
+
+    async def run_timed(
+        self,
+        body: Callable[[Connection, int], T],
+        clock: Clock,
+        *,
+        write: bool,
+        single: bool,
+    ) -> T:
+        """As `run`, for ``body(connection, now)`` of an operation in `late_clock`.
+
+        The dialect reads ``now`` from ``clock`` once the transaction holds
+        what serialises it; by default when it has its connection.
+        """
+        return await self.run(lambda conn: body(conn, clock.now_ms()), write=write, single=single)
 
     def _transaction(self, work: Callable[[Connection], T], write: bool, single: bool) -> T:
         with self.open(write=write, single=single) as conn:

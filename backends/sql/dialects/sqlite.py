@@ -20,10 +20,10 @@ growing steps (up to 100 ms). Writers in other processes still meet at the
 busy timeout.
 
 Operations reach sqlite3 in one trip to aiosqlite's thread each
-(`sqlite_thread`): a write transaction is ``BEGIN IMMEDIATE`` (one trip; the
-backend then reads its clock, so time follows the order of commits), then
-its statements and the COMMIT (one more). A read that is one statement is
-one trip.
+(`sqlite_thread`): a write is ``BEGIN IMMEDIATE``, the clock read once the
+write lock is held (so time follows the order of commits), its statements
+and the COMMIT, all in one job (`SQLiteDialect.run_timed`). A read that is
+one statement is one trip.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import os
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, NamedTuple, TypeVar
 
@@ -43,13 +43,14 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import await_
 
+from stateful.clock import Clock
 from stateful.errors import BackendUnavailable
 
 from ..errors import RetryTransaction, sqlite_code
 from ..schema import Tables
 from .base import LinkId
 from .on_conflict import OnConflictDialect
-from .sqlite_thread import THREAD, Execute, Job, Prepared, run_job
+from .sqlite_thread import LATE, THREAD, Execute, Job, Prepared, run_job
 
 T = TypeVar("T")
 
@@ -65,6 +66,35 @@ def _driver(conn: Connection) -> aiosqlite.Connection:
     driver = conn.connection.driver_connection
     assert isinstance(driver, aiosqlite.Connection), "the SQLite backend needs aiosqlite"
     return driver
+
+
+#: Writes that are one job each (the statements of `SQLiteDialect`'s
+#: operations), hence one trip with their BEGIN and COMMIT (`run_timed`).
+LATE_CLOCK = frozenset(
+    {
+        "set_linked_pod",
+        "try_set_linked_pod",
+        "set_linked_pod_if_absent",
+        "place_linked_pod",
+        "remove_linked_pod",
+        "set_service_state",
+        "remove_service_state",
+        "set_workload_state",
+    }
+)
+
+
+class _Late:
+    """The work `SQLiteDialect.run_timed` hands to `run`: a body and its clock."""
+
+    __slots__ = ("body", "now")
+
+    def __init__(self, body: Callable[[Connection, int], Any], now: Callable[[], int]) -> None:
+        self.body = body
+        self.now = now
+
+    def __call__(self, conn: Connection) -> Any:  # pragma: no cover - `_transaction` unpacks it
+        raise AssertionError("SQLiteDialect._transaction runs this itself")
 
 
 class LinkRow(NamedTuple):
@@ -110,6 +140,11 @@ class SQLiteDialect(OnConflictDialect):
         self.database = os.path.abspath(database) if database else database
         #: Write transactions `open` began whose last job may COMMIT too.
         self.finishing: set[Connection] = set()
+        #: Write transactions not begun yet: their one job begins them, reads
+        #: ``now`` with this function once it holds the lock, and commits.
+        self.unbegun: dict[Connection, Callable[[], int]] = {}
+        if THREAD and self.explicit:
+            self.late_clock = LATE_CLOCK
         # Every statement of the operations below, compiled once for sqlite3.
         prepare = self.prepare
         self.q_live_pod = prepare(self.select_live_pod)
@@ -150,8 +185,13 @@ class SQLiteDialect(OnConflictDialect):
 
         If ``conn`` holds a write transaction `open` began, the job ends it:
         its COMMIT rides the same trip. Jobs are whole operations, the last
-        thing their transaction does.
+        thing their transaction does. On a write not begun yet (`run_timed`),
+        the job is the whole transaction: BEGIN IMMEDIATE, ``now``, statements,
+        COMMIT.
         """
+        now = self.unbegun.pop(conn, None)
+        if now is not None:
+            return run_job(conn, job, commit=True, now=now)
         commit = THREAD and conn in self.finishing
         if commit:
             self.finishing.discard(conn)
@@ -197,6 +237,40 @@ class SQLiteDialect(OnConflictDialect):
             if conn in self.finishing:  # no job ended it
                 self.finishing.discard(conn)
                 self.commit(conn)
+
+    async def run_timed(
+        self,
+        body: Callable[[Connection, int], T],
+        clock: Clock,
+        *,
+        write: bool,
+        single: bool,
+    ) -> T:
+        """Run a write of `late_clock` in one trip: its job begins, reads ``now``, commits.
+
+        ``body`` gets `LATE` as ``now``; its one job (`job`) runs ``BEGIN
+        IMMEDIATE``, reads ``clock`` once it holds the write lock, binds that
+        as ``now``, runs the statements and commits, all in one trip to
+        aiosqlite's thread. Turns, checkout and pool accounting are `run`'s.
+        """
+        return await self.run(_Late(body, clock.now_ms), write=write, single=single)
+
+    def _transaction(self, work: Callable[[Connection], T], write: bool, single: bool) -> T:
+        if type(work) is not _Late:
+            return super()._transaction(work, write, single)
+        with self.checkout(self.sync_engine) as conn:
+            self.unbegun[conn] = work.now
+            try:
+                result: T = work.body(conn, LATE)
+            except BaseException:
+                # Its job rolled back what it began; a job that never got
+                # into the thread began nothing: ROLLBACK is a no-op then.
+                # Either way the connection leaves outside a transaction.
+                self.abort(conn)
+                raise
+            finally:
+                self.unbegun.pop(conn, None)
+            return result
 
     # -- the operations, as jobs ---------------------------------------------------------
 

@@ -26,7 +26,7 @@ import sqlite3
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import suppress
 from functools import lru_cache
-from typing import Any, NamedTuple, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar, cast
 
 import aiosqlite
 from sqlalchemy.engine import Connection
@@ -105,13 +105,43 @@ Execute = Callable[[Prepared, Mapping[str, Any]], Rows]
 Job = Callable[[Execute], T]
 
 
-def run_job(conn: Connection, job: Job[T], *, commit: bool) -> T:
+class Abandoned(Exception):
+    """A write whose caller was gone once it held the lock: rolled back, not run."""
+
+
+class _Late:
+    """The stand-in `LATE` for a ``now`` the job reads in the thread (not a value)."""
+
+    def __repr__(self) -> str:
+        return "LATE"
+
+
+#: What a write operation gets as ``now`` when the job reads the clock itself
+#: (`run_job` with ``now``): it replaces every ``now`` parameter. Not an
+#: int, so any other use fails loudly instead of writing a wrong time.
+LATE: int = cast(int, _Late())
+
+
+def run_job(
+    conn: Connection,
+    job: Job[T],
+    *,
+    commit: bool,
+    now: Callable[[], int] | None = None,
+) -> T:
     """Run ``job`` on ``conn`` in one trip to aiosqlite's thread (call in `Dialect.run`'s greenlet).
 
     ``commit``: the job ends the transaction that is open on ``conn``:
     COMMIT after it, or ROLLBACK if it (or the COMMIT) fails, in the same
     trip. Without `THREAD`, the statements go through ``conn`` and ``commit``
     is left to the caller.
+
+    ``now`` (needs `THREAD`): the job is a whole write transaction. In the
+    same trip: ``BEGIN IMMEDIATE``, then ``now()`` read once the write lock
+    is held (so time follows the order of commits), bound as every statement's
+    ``now`` parameter (given as `LATE`), then the job and its COMMIT. If the
+    awaiting task is gone (cancelled, timed out) by the time the lock is
+    held, the job does not run: ROLLBACK, nothing written.
     """
     if not THREAD:
 
@@ -123,15 +153,30 @@ def run_job(conn: Connection, job: Job[T], *, commit: bool) -> T:
 
     driver = conn.connection.driver_connection
     assert isinstance(driver, aiosqlite.Connection), "the SQLite backend needs aiosqlite"
+    gone = False
 
     def whole() -> T:
         db: sqlite3.Connection = driver._conn
+        execute: Execute
+        if now is None:
 
-        def execute(prepared: Prepared, params: Mapping[str, Any]) -> Rows:
-            return db.execute(*prepared.render(params))
+            def execute(prepared: Prepared, params: Mapping[str, Any]) -> Rows:
+                return db.execute(*prepared.render(params))
 
-        if not commit:
-            return job(execute)
+            if not commit:
+                return job(execute)
+        else:
+            db.execute("BEGIN IMMEDIATE")  # waits at the busy timeout; nothing open if it fails
+            if gone:
+                db.rollback()
+                raise Abandoned("the write was abandoned while it waited for the lock")
+            at = now()
+
+            def execute(prepared: Prepared, params: Mapping[str, Any]) -> Rows:
+                if "now" in params:
+                    params = {**params, "now": at}
+                return db.execute(*prepared.render(params))
+
         try:
             result = job(execute)
             db.commit()
@@ -147,9 +192,11 @@ def run_job(conn: Connection, job: Job[T], *, commit: bool) -> T:
     in_thread: Callable[[Callable[[], T]], Awaitable[T]] = driver._execute
     try:
         result = await_(in_thread(whole))
-    except Exception as exc:
+    except BaseException as exc:
+        # Cancelled or timed out: a job still waiting for the lock gives up.
+        gone = True
         # SQLAlchemy would have discarded a closed connection: do as it does.
-        if sqlite_disconnect(exc):
+        if isinstance(exc, Exception) and sqlite_disconnect(exc):
             conn.invalidate(exc)
         raise
     return result
