@@ -13,7 +13,9 @@ The layers, from the raw side of ``stateful bench memory://`` up:
 * ``validation``: checking namespace, uid and service (no await);
 * ``backend``: `MemoryBackend.get_linked_pod` awaited directly;
 * ``dispatch``: the executor's `_run` around the backend call;
-* ``executor``: the public `StatefulExecutor.get_linked_pod`.
+* ``executor``: the public `StatefulExecutor.get_linked_pod`. With no timeout
+  and no observer it calls the backend's plain function
+  (`Backend.instant_links`), so it skips the two layers above it.
 
 The same for ``set_linked_pod`` (validation then also checks pod and TTL).
 """
