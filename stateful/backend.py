@@ -123,10 +123,13 @@ class Backend(ABC):
 
     #: The operations (executor method names, e.g. ``"get_linked_pod"``) that
     #: are cancel-safe on their own, as `cancel_safe` describes, when the
-    #: backend as a whole is not: typically one atomic statement on a
+    #: backend as a whole is not: typically a read, one statement on a
     #: connection that the driver discards if the call is interrupted (and a
     #: wait for a pooled connection that, cancelled, leaves nothing queued to
-    #: run later). The executor awaits those calls directly, without a task.
+    #: run later). A write qualifies only if, once interrupted, it cannot take
+    #: effect later: a statement the server keeps running after its
+    #: connection was dropped can commit after the caller has moved on. The
+    #: executor awaits those calls directly, without a task.
     cancel_safe_operations: frozenset[str] = frozenset()
 
     def is_unavailable(self, error: BaseException) -> bool:

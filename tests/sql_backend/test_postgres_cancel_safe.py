@@ -1,12 +1,13 @@
-"""PostgreSQL: the link read and write run without the executor's shielded task.
+"""PostgreSQL: the link read runs without the executor's shielded task.
 
-`SQLBackend.cancel_safe_operations` names ``get_linked_pod`` and
-``set_linked_pod`` on asyncpg: each is one atomic statement in autocommit, run
-by `PostgreSQLDialect.run_raw`, which drops the connection when the call is
-interrupted. The executor therefore awaits them in the caller's task. These
-tests cancel such calls, through an executor, at random instants, during row
-lock waits, under timeouts and while the two-connection pool is exhausted,
-then check that:
+`SQLBackend.cancel_safe_operations` names ``get_linked_pod`` on asyncpg: one
+statement in autocommit, run by `PostgreSQLDialect.run_raw`, which drops the
+connection when the call is interrupted. The executor therefore awaits it in
+the caller's task. Writes stay shielded: the server can commit a write whose
+connection was dropped after its caller moved on, so a timed-out write must
+finish in its task, before `aclose` returns. These tests cancel calls of both
+kinds, through an executor, at random instants, during row lock waits, under
+timeouts and while the two-connection pool is exhausted, then check that:
 
 * every pooled connection is open and outside any transaction, the server has
   no session of the pool that is not idle, and no row is locked;
@@ -29,17 +30,18 @@ from stateful import BackendUnavailable, PoolExhausted, StatefulExecutor
 from stateful.backends.sql import SQLBackend, build_tables, from_url
 from stateful.backends.sql.keys import link_key
 from stateful.clock import ManualClock
+from stateful.testing.rounds import settle
 from tests.sql_backend import endpoints
 from tests.sql_backend.scratch import empty_backend
 from tests.sql_backend.test_postgres_pool_hygiene import (
     _APP,
+    _assert_clean,
     _dsn,
     _pooled,
-    _settled,
 )
 
 NS, SVC = "cancelsafe", "svc"
-SAFE = frozenset({"get_linked_pod", "set_linked_pod"})
+SAFE = frozenset({"get_linked_pod"})
 
 
 def _sibling(postgres_url: str) -> SQLBackend:
@@ -64,22 +66,6 @@ async def backend(postgres_url: str) -> AsyncIterator[SQLBackend]:
     await made.aclose()
 
 
-async def _assert_clean(backend: SQLBackend, postgres_url: str) -> None:
-    """No pooled connection in a transaction or closed; no busy session; no row locked."""
-    for conn in await _pooled(backend):
-        assert not conn.is_closed()
-        assert not conn.is_in_transaction()
-    for state, query in await _settled(postgres_url):
-        assert state == "idle", (state, query)
-    conn = await asyncpg.connect(_dsn(postgres_url))
-    try:
-        async with conn.transaction():
-            table = build_tables(endpoints.PREFIX).links.name
-            await conn.execute(f"SELECT 1 FROM {table} FOR UPDATE NOWAIT")
-    finally:
-        await conn.close()
-
-
 async def _answers_right(executor: StatefulExecutor, uids: list[str]) -> None:
     for n, uid in enumerate(uids):
         await executor.set_linked_pod(NS, uid, SVC, 100 + n, -1)
@@ -98,7 +84,7 @@ async def _row_lock(postgres_url: str, uid: str) -> asyncpg.Connection:
     return holder
 
 
-def test_the_link_read_and_write_are_declared_cancel_safe(backend: SQLBackend) -> None:
+def test_the_link_read_is_declared_cancel_safe_and_writes_are_not(backend: SQLBackend) -> None:
     assert backend.cancel_safe_operations == SAFE
     assert not backend.cancel_safe
 
@@ -225,9 +211,12 @@ async def test_a_call_stopped_while_waiting_for_a_connection_never_runs(
         await holder.execute("ROLLBACK")
         await holder.close()
     assert {await task for task in blocked} <= {1, 2, 3}
-    await asyncio.sleep(0.2)
+    await settle([executor])
     try:
-        assert await executor.get_linked_pod(NS, "late", SVC) is None
+        # Told PoolExhausted, the write was stopped before it was sent; a
+        # cancelled caller's write is shielded and lands once a connection is free.
+        late = None if how == "timeout" else 9
+        assert await executor.get_linked_pod(NS, "late", SVC) == late
         assert await executor.get_linked_pod(NS, "held", SVC) in (2, 3)
         await _assert_clean(backend, postgres_url)
     finally:
@@ -260,3 +249,35 @@ async def test_a_write_cancelled_in_a_lock_wait(backend: SQLBackend, postgres_ur
         await _answers_right(executor, ["locked", "other"])
     finally:
         await executor.aclose()
+
+
+async def test_a_timed_out_write_lands_before_aclose_returns(
+    backend: SQLBackend, postgres_url: str
+) -> None:
+    executor = StatefulExecutor(backend, timeout=0.2)
+    await executor.set_linked_pod(NS, "slow", SVC, 5, -1)
+    holder = await _row_lock(postgres_url, "slow")
+
+    async def release_later() -> None:
+        await asyncio.sleep(0.3)
+        await holder.execute("ROLLBACK")
+        await holder.close()
+
+    try:
+        with pytest.raises(BackendUnavailable, match="timed out"):
+            await executor.set_linked_pod(NS, "slow", SVC, 6, -1)
+        release = asyncio.ensure_future(release_later())
+        # The write runs on in its shielded task, waiting for the lock; aclose
+        # waits for it. A write sent on a dropped connection would commit
+        # whenever the server got to it, after aclose had returned.
+        await executor.aclose()
+        assert release.done(), "aclose returned while the write still waited for the lock"
+    finally:
+        if not holder.is_closed():
+            await holder.execute("ROLLBACK")
+            await holder.close()
+    reader = _sibling(postgres_url)
+    try:
+        assert await reader.get_linked_pod(NS, "slow", SVC) == 6
+    finally:
+        await reader.aclose()

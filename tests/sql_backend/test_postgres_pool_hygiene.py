@@ -88,6 +88,23 @@ async def _sessions(postgres_url: str) -> list[tuple[str, str]]:
     return [(row["state"], row["query"]) for row in rows]
 
 
+async def _assert_clean(backend: SQLBackend, postgres_url: str) -> None:
+    """No pooled connection in a transaction or closed; no busy session; no row locked."""
+    for conn in await _pooled(backend):
+        assert not conn.is_closed()
+        assert not conn.is_in_transaction()
+    for state, query in await _settled(postgres_url):
+        assert state == "idle", (state, query)
+    # Every row can be locked at once: nothing holds a lock.
+    conn = await asyncpg.connect(_dsn(postgres_url))
+    try:
+        async with conn.transaction():
+            table = build_tables(endpoints.PREFIX).links.name
+            await conn.execute(f"SELECT 1 FROM {table} FOR UPDATE NOWAIT")
+    finally:
+        await conn.close()
+
+
 async def _settled(postgres_url: str) -> list[tuple[str, str]]:
     """Sessions of the pool, once those of dropped connections have ended."""
     sessions = await _sessions(postgres_url)
@@ -161,19 +178,7 @@ async def test_calls_cancelled_at_random_leave_a_clean_pool(
             elif isinstance(outcome, BaseException):
                 raise outcome
     assert cancelled > 10
-    for conn in await _pooled(backend):
-        assert not conn.is_closed()
-        assert not conn.is_in_transaction()
-    for state, query in await _settled(postgres_url):
-        assert state == "idle", (state, query)
-    # Every row can be locked at once: nothing holds a lock.
-    conn = await asyncpg.connect(_dsn(postgres_url))
-    try:
-        async with conn.transaction():
-            table = build_tables(endpoints.PREFIX).links.name
-            await conn.execute(f"SELECT 1 FROM {table} FOR UPDATE NOWAIT")
-    finally:
-        await conn.close()
+    await _assert_clean(backend, postgres_url)
     for uid in uids:
         await backend.set_linked_pod(NS, uid, SVC, 1, -1)
         assert await backend.get_linked_pod(NS, uid, SVC) == 1

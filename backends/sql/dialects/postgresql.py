@@ -129,11 +129,14 @@ class PostgreSQLDialect(OnConflictDialect):
                 statement: self.prepare(statement)
                 for statement in (self.try_set_statement, self.if_absent_statement)
             }
-            # Each is one atomic statement in autocommit, run by `run_raw`,
-            # which drops the connection if the call is interrupted: cancelled,
-            # the store is before or after it and no connection returns to the
-            # pool mid-protocol (tests/sql_backend/test_postgres_cancel_safe.py).
-            self.cancel_safe_operations = frozenset({"get_linked_pod", "set_linked_pod"})
+            # The read is one statement in autocommit, run by `run_raw`, which
+            # drops the connection if the call is interrupted: no connection
+            # returns to the pool mid-protocol, and a SELECT the server still
+            # runs changes nothing (tests/sql_backend/test_postgres_cancel_safe.py).
+            # Writes stay shielded: a dropped connection does not stop the
+            # server, which can commit the write after its caller has moved on,
+            # where nothing (not even aclose) can wait for it.
+            self.cancel_safe_operations = frozenset({"get_linked_pod"})
 
     def prepare(self, statement: Any) -> Prepared:
         """Compile ``statement`` for asyncpg: its SQL text and the order of its parameters."""
