@@ -272,7 +272,11 @@ async def check_placement_write(factory: Factory) -> None:
 
 
 async def check_creation_race(factory: Factory, callers: int = 16) -> None:
-    """Many executors create one link at once: all must agree on one pod."""
+    """Many executors create one link at once: all must agree on one pod.
+
+    Three ways to create it: `set_linked_pod_if_absent`, `try_set_linked_pod`
+    (exactly one caller wins) and `place_linked_pod`.
+    """
     clock = ManualClock(start_ms=START_MS)
     backend = await factory(clock)
     executors = [StatefulExecutor(backend)]
@@ -292,6 +296,21 @@ async def check_creation_race(factory: Factory, callers: int = 16) -> None:
                     f"set_linked_pod_if_absent('n', {uid!r}, 's', i, -1) from {callers} executors "
                     f"at once: backend returned {sorted(set(answers))} and holds {stored}, "
                     "the model one pod for all"
+                )
+            contested = f"try-{round_}"
+
+            async def try_one(i: int, uid: str = contested) -> tuple[bool, int]:
+                await yield_times(i % 3)
+                return await executors[i].try_set_linked_pod("n", uid, "s", i, -1)
+
+            tries = await asyncio.gather(*(try_one(i) for i in range(callers)))
+            winners = [pod for won, pod in tries if won]
+            stored = await executors[0].get_linked_pod("n", contested, "s")
+            if len(winners) != 1 or any(pod != stored for _, pod in tries):
+                raise EdgeFailure(
+                    f"try_set_linked_pod('n', {contested!r}, 's', i, -1) from {callers} executors "
+                    f"at once: backend returned {sorted(tries)} and holds {stored}, the model "
+                    "one winner, every loser told the winner's pod"
                 )
             await executors[0].set_service_state("n", "p", round_, "ready")
             placed = await asyncio.gather(

@@ -91,6 +91,7 @@ def test_declared_capability_that_does_not_hold_fails() -> None:
         (edge_cases.check_expiry_instants, broken.OffByOneExpiry),
         (edge_cases.check_expiry_instants, broken.StateTtlOffByOne),
         (edge_cases.check_creation_race, broken.CheckThenActIfAbsent),
+        (edge_cases.check_creation_race, broken.CheckThenActTrySet),
         (edge_cases.check_placement_write, broken.PlaceOverwritesLiveLink),
         (edge_cases.check_cancellation, broken.CancelSafeLiarSet),
         (edge_cases.check_cancellation, broken.CancelSafeLiarState),
