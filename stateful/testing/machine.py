@@ -129,6 +129,27 @@ class Mismatch(AssertionError):
     """The backend's answer differs from the model's; the message's first line says how."""
 
 
+def mismatch_behind(error: BaseException) -> Mismatch | None:
+    """Return the `Mismatch` that ``error`` wraps or was raised while handling, if any.
+
+    A failure that depends on timing cannot be replayed, and Hypothesis then
+    reports one of its own ``Flaky`` errors with the mismatch inside.
+    """
+    pending: list[BaseException] = [error]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, Mismatch):
+            return current
+        if isinstance(current, BaseExceptionGroup):
+            pending.extend(current.exceptions)
+        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+    return None
+
+
 class ConformanceMachine(RuleBasedStateMachine):
     """Compares a backend with the reference model; subclass via `conformance_machine`."""
 

@@ -13,13 +13,15 @@ from typing import Any
 
 import pytest
 from hypothesis import Phase, settings
+from hypothesis.errors import FlakyFailure, FlakyStrategyDefinition
 from hypothesis.stateful import run_state_machine_as_test
 
 from stateful.backend import Backend
 from stateful.backends.memory import MemoryBackend
 from stateful.clock import ManualClock
-from stateful.testing import Capabilities, ConformanceKit, conformance_machine, edge_cases
+from stateful.testing import Capabilities, ConformanceKit, conformance_machine, edge_cases, kit
 from stateful.testing.loop import run
+from stateful.testing.machine import Mismatch
 from stateful.testing.profiles import PROFILES
 from tests.conformance import broken_backends as broken
 
@@ -122,6 +124,45 @@ def test_linearizability_checker_catches(backend: type[MemoryBackend]) -> None:
 
 
 # -- what a third party sees when it fails ------------------------------------------------
+
+
+class _KitOnMemory(ConformanceKit):
+    async def make_backend(self, clock: ManualClock) -> Backend:
+        return MemoryBackend(clock=clock)
+
+
+def _flaky_after(mismatch: Mismatch | None, group: bool) -> Callable[..., None]:
+    """A stand-in for Hypothesis's runner that fails as an unreplayable failure does."""
+
+    def runner(*args: object, **kwargs: object) -> None:
+        if group:
+            inner = [mismatch] if mismatch is not None else [ValueError("other")]
+            raise FlakyFailure("Inconsistent results", inner)
+        try:
+            if mismatch is not None:
+                raise mismatch
+            raise ValueError("other")
+        except (Mismatch, ValueError):
+            raise FlakyStrategyDefinition("Inconsistent data generation!") from None
+
+    return runner
+
+
+@pytest.mark.parametrize("group", [False, True], ids=["strategy", "failure"])
+def test_a_failure_that_cannot_be_replayed_is_still_headed_by_its_mismatch(
+    monkeypatch: pytest.MonkeyPatch, group: bool
+) -> None:
+    first = "set_linked_pod('n', 'u', 's', 3, -1) interrupted: the state after matches nothing"
+    original = Mismatch(f"{first}\nread: ...")
+    monkeypatch.setattr(kit, "run_state_machine_as_test", _flaky_after(original, group))
+    with pytest.raises(Mismatch) as caught:
+        _KitOnMemory().test_state_machine()
+    assert str(caught.value).splitlines()[0] == first
+    assert "not replayed" in str(caught.value)
+    # A Flaky error with no mismatch inside is left as Hypothesis raised it.
+    monkeypatch.setattr(kit, "run_state_machine_as_test", _flaky_after(None, group))
+    with pytest.raises(FlakyFailure if group else FlakyStrategyDefinition):
+        _KitOnMemory().test_state_machine()
 
 
 def test_first_line_of_a_failure_names_the_call_and_both_answers(tmp_path: Path) -> None:
