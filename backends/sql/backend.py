@@ -120,6 +120,8 @@ class SQLBackend(Backend):
         self._schema_lock = asyncio.Lock()
         self._purge_task: asyncio.Task[None] | None = None
         self._closed = False
+        # Schema checked and purge started: calls skip `_ready` (cleared on close).
+        self._is_ready = False
         self._retries = 0
 
     def __repr__(self) -> str:
@@ -168,26 +170,20 @@ class SQLBackend(Backend):
             self._purge_task = asyncio.get_running_loop().create_task(
                 self._purge_periodically(self._purge_interval), name="stateful-sql-purge"
             )
+        self._is_ready = not self._closed
 
-    async def _with_retries(self, attempt: Callable[[], Awaitable[T]], tries: int = 0) -> T:
-        """Await ``attempt()`` until it succeeds; ``tries`` attempts already failed."""
+    async def _with_retries(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        tries = 0
         while True:
-            if tries:
-                await asyncio.sleep(_backoff(tries - 1))
             try:
                 return await attempt()
             except Exception as exc:
                 tries += 1
-                if not self._may_retry(exc, tries):
+                if tries >= self._max_attempts or not errors.is_retryable(exc):
                     raise
-
-    def _may_retry(self, error: Exception, tries: int) -> bool:
-        """Tell whether to run a transaction again after its ``tries``-th failure, ``error``."""
-        if tries >= self._max_attempts or not errors.is_retryable(error):
-            return False
-        self._retries += 1
-        logger.debug("stateful: retrying a transaction after %r", error)
-        return True
+                self._retries += 1
+                logger.debug("stateful: retrying a transaction after %r", exc)
+            await asyncio.sleep(_backoff(tries - 1))
 
     async def _run(
         self,
@@ -202,11 +198,7 @@ class SQLBackend(Backend):
         ``body`` is synchronous: `Dialect.run` runs the whole transaction in
         one greenlet.
         """
-        if (
-            not self._schema_checked
-            or self._closed
-            or (self._purge_task is None and self._purge_interval is not None)
-        ):
+        if not self._is_ready:
             await self._ready()
         if single is None:
             single = self._dialect.is_single(operation)
@@ -224,16 +216,8 @@ class SQLBackend(Backend):
             # On the server's clock the statements read it themselves (0 unused).
             return body(conn, clock.now_ms() if clock is not None else 0)
 
-        dialect = self._dialect
-        # The first attempt awaited here (one coroutine less per call); the
-        # rest, if it fails with an error worth retrying, in `_with_retries`.
-        try:
-            return await dialect.run(timed, write=write, single=single)
-        except Exception as exc:
-            if not self._may_retry(exc, 1):
-                raise
         return await self._with_retries(
-            lambda: dialect.run(timed, write=write, single=single), tries=1
+            lambda: self._dialect.run(timed, write=write, single=single)
         )
 
     @staticmethod
@@ -592,6 +576,7 @@ class SQLBackend(Backend):
         if self._closed:
             return
         self._closed = True
+        self._is_ready = False
         task, self._purge_task = self._purge_task, None
         if task is not None:
             task.cancel()

@@ -62,6 +62,7 @@ from ..errors import RetryTransaction
 from ..schema import Tables
 
 T = TypeVar("T")
+W = TypeVar("W")  # what a transaction function is given to run
 
 # Rows per IN (...) list where a dialect cannot bind an array: below SQLite's
 # 32,766 variables and small enough for MariaDB's packet limit.
@@ -337,15 +338,25 @@ class Dialect:
         engine whose checkouts share one connection (SQLite ``:memory:``),
         transactions take turns.
         """
+        return await self.in_turn(self._transaction, work, write, single)
+
+    async def in_turn(
+        self,
+        transaction: Callable[[W, bool, bool], T],
+        work: W,
+        write: bool,
+        single: bool,
+    ) -> T:
+        """Run ``transaction(work, write, single)`` in one greenlet, in its turn (`turn_for`)."""
         turn = self.turn_for(write=write)
         if turn is None:
-            return await greenlet_spawn(self._transaction, work, write, single)
+            return await greenlet_spawn(transaction, work, write, single)
         # Waiting for the turn is waiting for the one connection (or SQLite's
         # one writer): nothing was sent yet, so a timeout here is PoolExhausted.
         with waiting_for_connection():
             await turn.acquire()
         try:
-            return await greenlet_spawn(self._transaction, work, write, single)
+            return await greenlet_spawn(transaction, work, write, single)
         finally:
             turn.release()
 

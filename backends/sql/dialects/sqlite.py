@@ -33,7 +33,7 @@ import os
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import aiosqlite
 from sqlalchemy import Insert, Table, delete, select
@@ -84,17 +84,11 @@ LATE_CLOCK = frozenset(
 )
 
 
-class _Late:
-    """The work `SQLiteDialect.run_timed` hands to `run`: a body and its clock."""
+class _Timed(NamedTuple, Generic[T]):
+    """A write of `LATE_CLOCK`: its body, and the clock its job reads ``now`` from."""
 
-    __slots__ = ("body", "now")
-
-    def __init__(self, body: Callable[[Connection, int], Any], now: Callable[[], int]) -> None:
-        self.body = body
-        self.now = now
-
-    def __call__(self, conn: Connection) -> Any:  # pragma: no cover - `_transaction` unpacks it
-        raise AssertionError("SQLiteDialect._transaction runs this itself")
+    body: Callable[[Connection, int], T]
+    now: Callable[[], int]
 
 
 class LinkRow(NamedTuple):
@@ -253,15 +247,15 @@ class SQLiteDialect(OnConflictDialect):
         as ``now``, runs the statements and commits, all in one trip to
         aiosqlite's thread. Turns, checkout and pool accounting are `run`'s.
         """
-        return await self.run(_Late(body, clock.now_ms), write=write, single=single)
+        timed = _Timed(body, clock.now_ms)
+        return await self.in_turn(self._timed_transaction, timed, write, single)
 
-    def _transaction(self, work: Callable[[Connection], T], write: bool, single: bool) -> T:
-        if type(work) is not _Late:
-            return super()._transaction(work, write, single)
+    def _timed_transaction(self, timed: _Timed[T], write: bool, single: bool) -> T:
+        # No BEGIN here: the body's one job begins (see `job`).
         with self.checkout(self.sync_engine) as conn:
-            self.unbegun[conn] = work.now
+            self.unbegun[conn] = timed.now
             try:
-                result: T = work.body(conn, LATE)
+                result: T = timed.body(conn, LATE)
             except BaseException:
                 # Its job rolled back what it began; a job that never got
                 # into the thread began nothing: ROLLBACK is a no-op then.
