@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Iterable, Iterator, Sequence
+from contextvars import ContextVar
 from typing import Any
 
 from redis.asyncio import Redis, RedisCluster
@@ -71,6 +72,29 @@ DEFAULT_SOCKET_TIMEOUT = 5.0
 # From 3.12 on, wait_for no longer loses cancellations; redis-py's own send is fine.
 _WAIT_FOR_IS_SAFE = sys.version_info >= (3, 12)
 
+#: Commands a cluster client sends at most once (see `BoundedRedisCluster`).
+_SENT_ONCE = frozenset({"EVALSHA", "EVAL", b"EVALSHA", b"EVAL"})
+
+
+class _Sends:
+    """One cluster call of a script: whether its attempt wrote it; the error that lost a reply."""
+
+    __slots__ = ("lost", "sent")
+
+    def __init__(self) -> None:
+        self.sent = False
+        self.lost: BaseException | None = None
+
+
+#: The script call the current task is making on a cluster client, if any.
+_SENDS: ContextVar[_Sends | None] = ContextVar("stateful_redis_sends", default=None)
+
+
+def _mark_sent() -> None:
+    sends = _SENDS.get()
+    if sends is not None:
+        sends.sent = True
+
 
 class CancelSafeSend(AbstractConnection):
     """Sends under ``asyncio.timeout`` rather than ``asyncio.wait_for`` (see the module doc).
@@ -93,6 +117,7 @@ class CancelSafeSend(AbstractConnection):
         timeout = self.socket_timeout
         if _WAIT_FOR_IS_SAFE or not timeout:
             await super().send_packed_command(command, check_health)
+            _mark_sent()
             return
         if not self.is_connected:
             await self.connect_check_health(check_health=False)
@@ -124,6 +149,7 @@ class CancelSafeSend(AbstractConnection):
             # this connection must never carry another command.
             await self.disconnect(nowait=True)
             raise
+        _mark_sent()
 
 
 #: The name redis-core's round-trip test counts sends by.
@@ -293,6 +319,10 @@ class BoundedSentinelPool(_Bounded, SentinelConnectionPool):
     """Sentinel master pool: at most ``max_connections``, callers wait ``pool_timeout`` s."""
 
 
+class ScriptOutcomeUnknown(RedisConnectionError):
+    """A cluster script's connection broke once it was sent: it may or may not have run."""
+
+
 class BoundedRedisCluster(RedisCluster):
     """A `RedisCluster` whose callers wait (bounded) for a connection instead of failing.
 
@@ -300,6 +330,14 @@ class BoundedRedisCluster(RedisCluster):
     client; each uses at most one connection per node, so no node ever needs
     more than ``max_connections`` and none raises ``MaxConnectionsError``.
     Connections are cancel-safe (see the module doc).
+
+    A script is sent at most once, as on the standalone client: redis-py
+    retries a command whose connection broke, to follow a failover, but a
+    script whose connection broke after it was written may have run (and
+    replicated) before its master died, and run again on the promoted replica
+    it would answer for its second run (``set_linked_pod`` reporting its own
+    pod as the previous one). Such a call raises `ScriptOutcomeUnknown`
+    instead; one whose send failed is retried as redis-py would.
     """
 
     def __init__(self, *args: Any, pool_timeout: float | None = None, **kwargs: Any) -> None:
@@ -317,9 +355,18 @@ class BoundedRedisCluster(RedisCluster):
         self.dropped = False
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
-        """Run one command once a slot is free (see `Slots`)."""
+        """Run one command once a slot is free (see `Slots`); a script at most once."""
         if self.dropped:
             raise RedisConnectionError("the client was closed")
+        if args[0] in _SENT_ONCE:
+            token = _SENDS.set(_Sends())
+            try:
+                return await self._execute_in_slot(*args, **kwargs)
+            finally:
+                _SENDS.reset(token)
+        return await self._execute_in_slot(*args, **kwargs)
+
+    async def _execute_in_slot(self, *args: Any, **kwargs: Any) -> Any:
         if self._initialize:
             # Discover the cluster once, before any command of a burst runs:
             # redis-py otherwise resolves command policies and slots against
@@ -335,10 +382,26 @@ class BoundedRedisCluster(RedisCluster):
             self.slots.release_soon()
 
     async def _execute_command(self, target_node: ClusterNode, *args: Any, **kwargs: Any) -> Any:
-        # Each attempt of redis-py's retry loop: a closed client stops retrying.
+        # Each attempt of redis-py's retry loop: a closed client stops retrying,
+        # and a script whose reply was lost is not sent again.
         if self.dropped:
             raise RedisConnectionError("the client was closed")
-        return await super()._execute_command(target_node, *args, **kwargs)
+        sends = _SENDS.get()
+        if sends is None:
+            return await super()._execute_command(target_node, *args, **kwargs)
+        if sends.lost is not None:
+            raise ScriptOutcomeUnknown(
+                "the connection broke after the script was sent: it may have run, "
+                "so it is not sent again"
+            ) from sends.lost
+        sends.sent = False
+        try:
+            return await super()._execute_command(target_node, *args, **kwargs)
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            # An ASKING sent before the script counts too: unknown, never twice.
+            if sends.sent:
+                sends.lost = exc
+            raise
 
     def pipeline(
         self, transaction: Any | None = None, shard_hint: Any | None = None

@@ -35,7 +35,9 @@ Retries (override with ``retry=``): a standalone or Sentinel client re-sends a
 plain command once, at once, on a new connection, when its connection turns
 out to be broken; scripts are re-sent only when their send failed
 (`client.execute_command`), never once sent. A cluster client keeps
-redis-py's policy, which it needs to follow failovers and resharding.
+redis-py's policy, which it needs to follow failovers and resharding, except
+that a script, too, is sent again only if its send failed
+(`client.BoundedRedisCluster`).
 """
 
 from __future__ import annotations
