@@ -113,7 +113,16 @@ class CancelSafeSend(AbstractConnection):
     async def send_packed_command(
         self, command: bytes | str | Iterable[bytes], check_health: bool = True
     ) -> None:
-        """Write ``command``; on any failure or cancellation drop the connection and raise."""
+        """Write ``command``; on any failure or cancellation drop the connection and raise.
+
+        A connection the server has closed since its last reply (restart,
+        failover, kill) is replaced first: a command written into it would
+        fail only when its reply is read, and then nobody could tell whether
+        it ran.
+        """
+        reader = self._reader
+        if reader is not None and (reader.at_eof() or reader.exception() is not None):
+            await self.disconnect(nowait=True)
         timeout = self.socket_timeout
         if _WAIT_FOR_IS_SAFE or not timeout:
             await super().send_packed_command(command, check_health)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,6 +15,7 @@ from stateful.backends.redis.client import (
     BoundedRedisCluster,
     CancelSafeConnection,
     ScriptOutcomeUnknown,
+    _connections,
 )
 from tests.proxy import LoopbackProxy
 from tests.redis_backend.scratch import scratch_backend
@@ -120,4 +122,30 @@ async def test_a_cluster_script_whose_send_failed_is_sent_again(redis_cluster_ur
         assert await ex.get_linked_pod("ns", "u", "svc") == 2
     finally:
         _Breaks.fail_next_send = False
+        await ex.aclose()
+
+
+async def test_a_cluster_connection_the_server_closed_is_replaced_before_a_script(
+    redis_cluster_url: str,
+) -> None:
+    # Written into a connection the server has closed (a restarted or killed
+    # node), a script would fail only at its reply, outcome unknown; it must go
+    # out on a new connection instead.
+    ex = _breakable_cluster(redis_cluster_url)
+    try:
+        assert await ex.set_linked_pod("ns", "u", "svc", 1, -1) is None
+        client = ex.backend.client  # type: ignore[attr-defined]
+        closed = 0
+        for connection in _connections(client):
+            if connection.is_connected:
+                await connection.send_command("CLIENT", "ID")
+                own_id = await connection.read_response()
+                await connection.send_command("CLIENT", "KILL", "ID", own_id, "SKIPME", "no")
+                assert await connection.read_response() == 1
+                closed += 1
+        assert closed
+        await asyncio.sleep(0.05)  # the client sees the server close them
+        assert await ex.set_linked_pod("ns", "u", "svc", 2, -1) == 1
+        assert await ex.get_linked_pod("ns", "u", "svc") == 2
+    finally:
         await ex.aclose()
