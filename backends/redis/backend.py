@@ -41,6 +41,7 @@ from stateful.resources import resource_dir
 from . import errors, scripts
 from .client import client_is_cancel_safe
 from .keys import DEFAULT_PREFIX, KeyLayout, slot_of
+from .upgrade import former_link_keys
 from .urls import Client, Closer
 
 logger = logging.getLogger("stateful")
@@ -64,6 +65,7 @@ _GET_LINKED_PODS = _load("get_linked_pods", "_links")
 _GET_LINK_INFO = _load("get_link_info", "_links")
 _POD_PAGE = _load("pod_page", "_links", "_store")
 _COUNT_PODS = _load("count_pods", "_links")
+_UPGRADE_LINK = _load("upgrade_link", "_links", "_store", "_write")
 _INDEX_ADD = _load("index_add")
 #: The error _write.lua gives when a cluster write's first step is too old.
 _STALE_STEP = "index step is older than"
@@ -208,6 +210,7 @@ class RedisBackend(Backend):
         args: Sequence[scripts.Arg],
         *,
         index_first: bool,
+        more_keys: tuple[bytes, ...] = (),
     ) -> list[int]:
         """Run one link-writing script; on a cluster, keep the pod index around it.
 
@@ -218,22 +221,24 @@ class RedisBackend(Backend):
         live on (then the script runs again); (2) the script; (3)
         `index_drop` takes the uid out of the pod the link left. A crash
         between the steps leaves the index over-reporting, which readers
-        tolerate and repair.
+        tolerate and repair. ``more_keys`` follow the uid's hash in ``KEYS``
+        (same hash slot).
         """
         key = self._keys.link_hash(namespace, uid)
+        keys = (key, *more_keys) if more_keys else (key,)
         service = service_name.encode()
         member = uid.encode()
         if not self._cluster:
             ix = self._keys.pod_index(namespace, service_name)
             args = (self._now(), service, member, ix, b"", *args)
-            return _numbers(await script.run(self._client, (key,), args))
+            return _numbers(await script.run(self._client, keys, args))
         stamp = b""
         if index_first and target is not None:
             stamp = await self._index_add(namespace, service_name, target, member)
         for attempt in range(_STALE_STEP_ATTEMPTS):
             try:
                 result = await script.run(
-                    self._client, (key,), (self._now(), service, member, b"", stamp, *args)
+                    self._client, keys, (self._now(), service, member, b"", stamp, *args)
                 )
                 break
             except ResponseError as exc:
@@ -246,7 +251,7 @@ class RedisBackend(Backend):
         if result in _NEEDS_INDEX and target is not None:
             stamp = await self._index_add(namespace, service_name, target, member)
             result = await script.run(
-                self._client, (key,), (self._now(), service, member, b"", stamp, *args)
+                self._client, keys, (self._now(), service, member, b"", stamp, *args)
             )
         reply = _numbers(result)
         moved, seen = reply[2], reply[3]
@@ -348,6 +353,23 @@ class RedisBackend(Backend):
         )
         before = reply[0]
         return None if before < 0 else before
+
+    async def upgrade_former_link(
+        self, namespace: str, uid: str, service_name: str, former: bytes
+    ) -> int:
+        """Move one link of the former layout into the uid's hash (`upgrade`).
+
+        ``former`` is the value its string key held when read: ``pod`` or
+        ``pod:expires_ms``. Returns `lua/upgrade_link.lua`'s answer: 1 moved,
+        2 a newer link won, 3 it was dead, -2 the string changed since read.
+        """
+        pod = int(former.partition(b":")[0])
+        reply = await self._write(
+            _UPGRADE_LINK, namespace, uid, service_name, pod, (former,),
+            index_first=True,
+            more_keys=former_link_keys(self._keys, namespace, uid, service_name),
+        )
+        return reply[0]
 
     async def try_set_linked_pod(
         self, namespace: str, uid: str, service_name: str, pod_id: int, persist_seconds: int

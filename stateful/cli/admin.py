@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import importlib
 from typing import Any
 
 from stateful.cli.output import OK, USAGE, CommandFailed, Output
 from stateful.cli.store import DEFAULT_URL, store_options, store_url
 from stateful.errors import StatefulError
-from stateful.registry import is_sql_url, sql_backend_module
+from stateful.registry import is_sql_url, prefix_option, sql_backend_module
 
 
 def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     """Add ``migrate``, ``purge``, ``bench`` and ``demo`` to the top-level subcommands."""
     for name, run, help_text in (
-        ("migrate", migrate, "create or upgrade the SQL schema (SQLite does it by itself)"),
+        (
+            "migrate",
+            migrate,
+            "create or upgrade the SQL schema (SQLite does it by itself), or move a Redis "
+            "store's links out of the former key layout",
+        ),
         ("purge", purge, "delete expired links now (SQL stores; Redis and memory need none)"),
     ):
         parser = commands.add_parser(name, parents=[common], help=help_text, description=help_text)
@@ -43,8 +49,10 @@ def _url(args: argparse.Namespace) -> str:
 
 
 def migrate(args: argparse.Namespace, out: Output) -> int:
-    """Bring a SQL store to the newest schema revision; other stores have no schema."""
+    """Bring a SQL store to the newest schema revision, a Redis store to the current layout."""
     url = _url(args)
+    if prefix_option(url) == "prefix":
+        return _upgrade_redis(url, args, out)
     if not is_sql_url(url):
         out.note(f"{url.partition('://')[0]} stores have no schema: nothing to migrate")
         return OK
@@ -53,6 +61,20 @@ def migrate(args: argparse.Namespace, out: Output) -> int:
         out.json({"revision": revision})
     else:
         out.line(f"schema at revision {revision}")
+    return OK
+
+
+def _upgrade_redis(url: str, args: argparse.Namespace, out: Output) -> int:
+    redis_backend = importlib.import_module("stateful.backends.redis")
+    done = asyncio.run(redis_backend.migrate_url(url, **store_options(args, url)))
+    if out.as_json:
+        out.json(dataclasses.asdict(done))
+    else:
+        out.line(
+            f"moved {done.moved} links out of the former key layout "
+            f"(dropped: {done.superseded} superseded by newer links, {done.expired} expired, "
+            f"{done.stale_entries} stale permanent-link entries)"
+        )
     return OK
 
 

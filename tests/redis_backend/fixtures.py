@@ -81,6 +81,14 @@ def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
         cluster.stop()
 
 
+@pytest.fixture(params=["standalone", "cluster"])
+def any_redis_url(request: pytest.FixtureRequest) -> str:
+    """The standalone URL, then the cluster URL (a test runs on both)."""
+    fixture = "redis_url" if request.param == "standalone" else "redis_cluster_url"
+    url: str = request.getfixturevalue(fixture)
+    return url
+
+
 @pytest.fixture(scope="session")
 def redis_cluster_ports(redis_cluster_url: str) -> list[int]:
     """Ports of the cluster's startup nodes (all masters when spawned here)."""

@@ -37,9 +37,12 @@ class ScratchBackend(RedisBackend):
             await super().aclose()
 
 
-def scratch_backend(url: str, clock: Clock | None = None, **options: Any) -> ScratchBackend:
-    """A backend owning a new client for ``url``, under a fresh prefix."""
+def scratch_backend(
+    url: str, clock: Clock | None = None, *, prefix: str | None = None, **options: Any
+) -> ScratchBackend:
+    """A backend owning a new client for ``url``, under ``prefix`` (default: a fresh one)."""
     client, closer = client_from_url(url, **options)
-    backend = ScratchBackend.owning(client, closer, prefix=unique_prefix(), clock=clock)
+    prefix = unique_prefix() if prefix is None else prefix
+    backend = ScratchBackend.owning(client, closer, prefix=prefix, clock=clock)
     assert isinstance(backend, ScratchBackend)
     return backend

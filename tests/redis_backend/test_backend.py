@@ -26,14 +26,6 @@ from tests.support import free_port
 NS, SVC = "ns:{é}", "svc }{ %"
 
 
-@pytest.fixture(params=["standalone", "cluster"])
-def any_url(request: pytest.FixtureRequest) -> str:
-    """The standalone URL, then the cluster URL."""
-    fixture = "redis_url" if request.param == "standalone" else "redis_cluster_url"
-    url: str = request.getfixturevalue(fixture)
-    return url
-
-
 @pytest.fixture
 async def raw(redis_url: str) -> AsyncIterator[Redis]:
     """A plain client to look at the keys the backend wrote."""
@@ -158,9 +150,9 @@ async def test_far_future_clock_formats_milliseconds_exactly(redis_url: str, raw
 # -- identifiers and batches ---------------------------------------------------------
 
 
-async def test_lookalike_identifiers_do_not_share_links(any_url: str) -> None:
+async def test_lookalike_identifiers_do_not_share_links(any_redis_url: str) -> None:
     tuples = [("a", "b:c", "s"), ("a:b", "c", "s"), ("{a}", "c", "s"), ("a", "c", "{s}")]
-    async with StatefulExecutor(scratch_backend(any_url)) as ex:
+    async with StatefulExecutor(scratch_backend(any_redis_url)) as ex:
         for pod, (ns, uid, svc) in enumerate(tuples):
             await ex.set_linked_pod(ns, uid, svc, pod, -1)
         for pod, (ns, uid, svc) in enumerate(tuples):
@@ -168,10 +160,10 @@ async def test_lookalike_identifiers_do_not_share_links(any_url: str) -> None:
             assert await ex.get_link_service(ns, uid) == {svc: pod}
 
 
-async def test_large_batches_are_chunked_and_keep_input_order(any_url: str) -> None:
+async def test_large_batches_are_chunked_and_keep_input_order(any_redis_url: str) -> None:
     uids = [f"user:{{{i}}}" for i in range(2600)]
     rng = random.Random(7)
-    async with StatefulExecutor(scratch_backend(any_url)) as ex:
+    async with StatefulExecutor(scratch_backend(any_redis_url)) as ex:
         expected: dict[int, list[str]] = {}
         linked = set(rng.sample(uids, 600))
         for uid in uids:
@@ -325,13 +317,13 @@ def test_bad_arguments() -> None:
 # -- cancellation ----------------------------------------------------------------------
 
 
-async def test_cancelled_calls_leave_the_pool_clean(any_url: str) -> None:
+async def test_cancelled_calls_leave_the_pool_clean(any_redis_url: str) -> None:
     """A call cancelled at any point must not leave a reply for the next caller to read.
 
     The executor shields Redis calls anyway (redis-py sometimes lets a
     cancelled call run on); here the backend is cancelled directly.
     """
-    backend = scratch_backend(any_url)
+    backend = scratch_backend(any_redis_url)
     assert backend.cancel_safe
     uids = [f"u{i}" for i in range(1500)]
     try:

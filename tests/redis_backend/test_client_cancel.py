@@ -48,18 +48,10 @@ def make_backend(url: str, **options: Any) -> RedisBackend:
     return backend_class().owning(client, closer, prefix=unique_prefix())
 
 
-@pytest.fixture(params=["standalone", "cluster"])
-def url(request: pytest.FixtureRequest) -> str:
-    """The standalone URL, then the cluster URL."""
-    name = "redis_url" if request.param == "standalone" else "redis_cluster_url"
-    value: str = request.getfixturevalue(name)
-    return value
-
-
 @pytest.fixture
-async def backend(url: str) -> AsyncIterator[RedisBackend]:
-    """A backend on ``url`` whose keys are deleted afterwards."""
-    made = make_backend(url)
+async def backend(any_redis_url: str) -> AsyncIterator[RedisBackend]:
+    """A backend on the standalone, then the cluster server, whose keys are deleted afterwards."""
+    made = make_backend(any_redis_url)
     try:
         yield made
     finally:

@@ -24,7 +24,7 @@ from stateful.backends.redis.client import (
 from stateful.backends.redis.urls import client_from_url
 from tests.redis_backend.scratch import delete_prefix
 from tests.redis_backend.servers import SentinelProcesses
-from tests.redis_backend.test_client_cancel import make_backend, url  # noqa: F401 - fixture
+from tests.redis_backend.test_client_cancel import make_backend
 
 NS, SVC = "ns", "svc"
 
@@ -32,14 +32,14 @@ NS, SVC = "ns", "svc"
 # -- load held -------------------------------------------------------------------------
 
 
-async def test_ten_thousand_concurrent_calls_on_one_executor(url: str) -> None:  # noqa: F811
+async def test_ten_thousand_concurrent_calls_on_one_executor(any_redis_url: str) -> None:
     """More calls than connections, from a cold client: they wait instead of failing.
 
     Cold matters on a cluster: the burst arrives before the client has
     discovered the cluster (a discovery racing the burst used to drop
     connections under running commands, which failed and re-sent writes).
     """
-    backend = make_backend(url)
+    backend = make_backend(any_redis_url)
     executor = StatefulExecutor(backend)
     uids = [f"u{i}" for i in range(5000)]
     try:
@@ -57,15 +57,16 @@ async def test_ten_thousand_concurrent_calls_on_one_executor(url: str) -> None: 
         assert {uid: pod for pod, members in stored.items() for uid in members} == {
             uid: i % 50 for i, uid in enumerate(uids)
         }
-        print(f"\n10000 concurrent calls on {url.partition(':')[0]}: {elapsed:.2f} s, 0 failed")
+        scheme = any_redis_url.partition(":")[0]
+        print(f"\n10000 concurrent calls on {scheme}: {elapsed:.2f} s, 0 failed")
     finally:
         await delete_prefix(backend.client, backend.keys.prefix)
         await executor.aclose()
 
 
-async def test_a_pool_wait_that_runs_out_is_pool_exhausted(url: str) -> None:  # noqa: F811
+async def test_a_pool_wait_that_runs_out_is_pool_exhausted(any_redis_url: str) -> None:
     """Every connection busy for longer than ``pool_timeout``: PoolExhausted, nothing sent."""
-    backend = make_backend(url, max_connections=2, pool_timeout=0.05)
+    backend = make_backend(any_redis_url, max_connections=2, pool_timeout=0.05)
     client = backend.client
     assert isinstance(client, BoundedRedisCluster | Redis)
     slots = client.slots if isinstance(client, BoundedRedisCluster) else _pool(client).slots
@@ -87,9 +88,11 @@ async def test_a_pool_wait_that_runs_out_is_pool_exhausted(url: str) -> None:  #
         await executor.aclose()
 
 
-async def test_an_operation_timeout_in_the_pool_wait_is_pool_exhausted(url: str) -> None:  # noqa: F811
+async def test_an_operation_timeout_in_the_pool_wait_is_pool_exhausted(
+    any_redis_url: str,
+) -> None:
     """The executor's timeout expiring while waiting for a connection: PoolExhausted."""
-    backend = make_backend(url, max_connections=1, pool_timeout=None)
+    backend = make_backend(any_redis_url, max_connections=1, pool_timeout=None)
     client = backend.client
     slots = client.slots if isinstance(client, BoundedRedisCluster) else _pool(client).slots
     executor = StatefulExecutor(backend, timeout=0.1)

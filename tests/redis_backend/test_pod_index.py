@@ -23,14 +23,6 @@ from tests.redis_backend.scratch import ScratchBackend, scratch_backend
 NS, SVC = "ns:{x}", "game:}"
 
 
-@pytest.fixture(params=["standalone", "cluster"])
-def any_url(request: pytest.FixtureRequest) -> str:
-    """The standalone URL, then the cluster URL."""
-    fixture = "redis_url" if request.param == "standalone" else "redis_cluster_url"
-    url: str = request.getfixturevalue(fixture)
-    return url
-
-
 async def _indexed(backend: RedisBackend, pod: int) -> list[str]:
     """What the pod's index holds (raw, before any check)."""
     key = backend.keys.index_keys(NS, SVC, pod)[0]
@@ -246,11 +238,11 @@ async def test_expired_temporary_links_on_a_cluster(redis_cluster_url: str) -> N
 # -- exactly once, under moves, on both layouts --------------------------------------
 
 
-async def test_walk_under_concurrent_moves_yields_stayers_exactly_once(any_url: str) -> None:
+async def test_walk_under_concurrent_moves_yields_stayers_exactly_once(any_redis_url: str) -> None:
     """Stayers come exactly once; a movers' uid comes at most once, and only if it was there."""
     stayers = [f"s{i:03}" for i in range(120)]
     movers = [f"m{i:03}" for i in range(60)]
-    backend = scratch_backend(any_url)
+    backend = scratch_backend(any_redis_url)
     rng = random.Random(7)
     async with StatefulExecutor(backend) as ex:
         await asyncio.gather(*(ex.set_linked_pod(NS, uid, SVC, 1, -1) for uid in stayers + movers))
@@ -286,8 +278,8 @@ async def test_walk_under_concurrent_moves_yields_stayers_exactly_once(any_url: 
             assert await ex.get_linked_pod(NS, uid, SVC) == 2
 
 
-async def test_drain_removes_each_link_once_and_leaves_moved_ones(any_url: str) -> None:
-    backend = scratch_backend(any_url)
+async def test_drain_removes_each_link_once_and_leaves_moved_ones(any_redis_url: str) -> None:
+    backend = scratch_backend(any_redis_url)
     async with StatefulExecutor(backend) as ex:
         uids = [f"u{i:04}" for i in range(1_200)]  # more than one page
         for start in range(0, len(uids), 50):
@@ -303,7 +295,7 @@ async def test_drain_removes_each_link_once_and_leaves_moved_ones(any_url: str) 
         assert await ex.remove_pod_links(NS, SVC, 7, 0) == 1_199
         assert await ex.count_pod_links(NS, SVC) == {8: 1}
         assert await _links(ex, 7) == []
-        if "cluster" in any_url:
+        if "cluster" in any_redis_url:
             # The writes' marks are recent: the entries stay until they age out.
             assert len(await _indexed(backend, 7)) == 1_200
             pending = backend.keys.index_keys(NS, SVC, 7)[2]
