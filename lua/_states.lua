@@ -14,14 +14,24 @@ else
   now = tonumber(ARGV[1])
 end
 
+-- The expiry (nil: permanent) and the state of a stored value. A value with
+-- no colon, or whose text before the first colon is not a number, was written
+-- before heartbeats existed: a permanent state, stored raw (it may hold colons).
+local function split(value)
+  local sep = string.find(value, ':', 1, true)
+  if not sep then return nil, value end
+  if sep == 1 then return nil, string.sub(value, 2) end
+  local expires = tonumber(string.sub(value, 1, sep - 1))
+  if not expires then return nil, value end
+  return expires, string.sub(value, sep + 1)
+end
+
 -- The state held by a stored value if it is live, else nil.
 local function live_state(value)
   if not value then return nil end
-  local sep = string.find(value, ':', 1, true)
-  -- No colon: a state written before heartbeats existed (permanent, raw).
-  if not sep then return value end
-  if sep > 1 and now >= tonumber(string.sub(value, 1, sep - 1)) then return nil end
-  return string.sub(value, sep + 1)
+  local expires, state = split(value)
+  if expires and now >= expires then return nil end
+  return state
 end
 
 -- After a write: drop the dead states and, on the server clock, give the hash
@@ -31,16 +41,13 @@ local function settle()
   local all = redis.call('HGETALL', KEYS[1])
   local permanent, latest = false, 0
   for i = 1, #all, 2 do
-    local sep = string.find(all[i + 1], ':', 1, true)
-    if not sep or sep == 1 then
+    local expires = split(all[i + 1])
+    if not expires then
       permanent = true
-    else
-      local expires = tonumber(string.sub(all[i + 1], 1, sep - 1))
-      if now >= expires then
-        redis.call('HDEL', KEYS[1], all[i])
-      elseif expires > latest then
-        latest = expires
-      end
+    elseif now >= expires then
+      redis.call('HDEL', KEYS[1], all[i])
+    elseif expires > latest then
+      latest = expires
     end
   end
   if server_clock then

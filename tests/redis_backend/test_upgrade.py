@@ -238,3 +238,18 @@ def test_the_migrate_command_upgrades_a_redis_store(
     assert capsys.readouterr().out.startswith("moved 0 links out of the former key layout")
     assert asyncio.run(migrate_url(redis_url, prefix=prefix)) == LayoutUpgrade()
     assert asyncio.run(on_a_backend(read_back)) == 6
+
+
+async def test_pod_states_of_the_former_layout_read_as_permanent(backend: RedisBackend) -> None:
+    # The former layout stored a pod state raw (pod -> state); the current one
+    # stores ':state' or 'expires_ms:state'. A raw state is read as permanent,
+    # whatever colons it holds, and a write next to it keeps it.
+    key = backend.keys.pod_states(NS, SVC)
+    await backend.client.hset(key, mapping={"1": "ready", "2": "drain:at 5pm", "3": "a:b:c"})
+    expected = {1: "ready", 2: "drain:at 5pm", 3: "a:b:c"}
+    assert await backend.get_service_state(NS, SVC) == expected
+    await backend.set_service_state(NS, SVC, 4, "ready", ttl_seconds=60)
+    assert await backend.get_service_state(NS, SVC) == {**expected, 4: "ready"}
+    assert await backend.client.pttl(key) == -1  # permanent states: no native expiry
+    assert await backend.remove_service_state(NS, SVC, 2)
+    assert await backend.get_service_state(NS, SVC) == {1: "ready", 3: "a:b:c", 4: "ready"}
