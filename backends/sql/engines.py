@@ -186,6 +186,11 @@ def driver_connect_args(url: URL, given: dict[str, Any] | None) -> dict[str, Any
     return connect_args
 
 
+#: Engine options under which the hot pool would not open or keep connections as asked.
+_POOLING_CHANGED = ("creator", "async_creator", "poolclass", "pool_pre_ping", "pool_recycle")
+#: Values of those options that leave pooling as it is (``pool_recycle=-1`` is off).
+_OFF: tuple[object, ...] = (None, False, -1)
+
 #: Keyword arguments of SQLAlchemy's asyncpg adapter that asyncpg itself does not take.
 _ADAPTER_ONLY = ("prepared_statement_cache_size", "prepared_statement_name_func")
 
@@ -202,13 +207,15 @@ def hot_connect_params(
     in autocommit by themselves (SQLAlchemy's AUTOCOMMIT sends nothing on
     asyncpg) and no other setting is made on connect. None where that cannot
     be reproduced or pooling was changed: another driver, a ``creator`` or
-    ``async_creator``, a ``poolclass`` other than the default queue pool.
+    ``async_creator``, a ``poolclass`` other than the default queue pool, an
+    unbounded pool (``pool_size=0``), ``pool_pre_ping`` or ``pool_recycle``
+    (checks the hot pool does not make).
     """
-    if engine.dialect.driver != "asyncpg" or not isinstance(
-        engine.sync_engine.pool, AsyncAdaptedQueuePool
-    ):
+    pool = engine.sync_engine.pool
+    if engine.dialect.driver != "asyncpg" or not isinstance(pool, AsyncAdaptedQueuePool):
         return None
-    if any(name in engine_options for name in ("creator", "async_creator", "poolclass")):
+    changed = [name for name in _POOLING_CHANGED if engine_options.get(name) not in _OFF]
+    if pool.size() < 1 or changed:
         return None
     cargs, cparams = engine.dialect.create_connect_args(engine.url)
     params = {**cparams, **driver_connect_args(engine.url, engine_options.get("connect_args"))}
