@@ -102,6 +102,11 @@ class HotPool:
         """Connections that calls hold now."""
         return len(self._busy)
 
+    @property
+    def opened(self) -> int:
+        """Connections open or being opened: idle, in use, or connecting (at most `size`)."""
+        return self._count
+
     async def run(
         self, prepared: Prepared, params: dict[str, Any], fetch: str, clock: Clock | None
     ) -> Any:

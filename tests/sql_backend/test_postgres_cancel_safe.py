@@ -258,22 +258,30 @@ async def test_a_timed_out_write_lands_before_aclose_returns(
     await executor.set_linked_pod(NS, "slow", SVC, 5, -1)
     holder = await _row_lock(postgres_url, "slow")
 
+    released = asyncio.Event()
+
     async def release_later() -> None:
         await asyncio.sleep(0.3)
         await holder.execute("ROLLBACK")
+        released.set()
         await holder.close()
 
+    release: asyncio.Future[None] | None = None
     try:
         with pytest.raises(BackendUnavailable, match="timed out"):
             await executor.set_linked_pod(NS, "slow", SVC, 6, -1)
         release = asyncio.ensure_future(release_later())
         # The write runs on in its shielded task, waiting for the lock; aclose
         # waits for it. A write sent on a dropped connection would commit
-        # whenever the server got to it, after aclose had returned.
+        # whenever the server got to it, after aclose had returned. (The
+        # holder's own close may still be under way then: the lock is what
+        # the write waited for.)
         await executor.aclose()
-        assert release.done(), "aclose returned while the write still waited for the lock"
+        assert released.is_set(), "aclose returned while the write still waited for the lock"
     finally:
-        if not holder.is_closed():
+        if release is not None:
+            await release
+        else:
             await holder.execute("ROLLBACK")
             await holder.close()
     reader = _sibling(postgres_url, backend)
