@@ -21,7 +21,8 @@ The rules are those of the SQLAlchemy pool and `run_raw`:
   (`stateful.backend.waiting_for_connection`), so an executor timeout there
   is `PoolExhausted` too, and a cancelled wait leaves nothing queued;
 * opening a connection is bounded by asyncpg's ``timeout`` (connect
-  arguments), each statement by its ``command_timeout``;
+  arguments), each statement by its ``command_timeout``; a connect whose
+  caller is cancelled finishes on its own and its connection joins the pool;
 * a statement that fails with an error about itself (SQLSTATE class 22,
   23, 40, 42) leaves its connection in the pool; any other failure
   (connection lost, timeout, cancellation mid-statement) terminates the
@@ -75,7 +76,10 @@ class HotPool:
         #: Calls waiting for a connection; each future receives a connection,
         #: or None for a free slot (the call then opens a connection itself).
         self._waiters: deque[asyncio.Future[Any]] = deque()
+        #: Connects under way (`_open`), each holding a counted slot.
+        self._connecting: set[asyncio.Task[Any]] = set()
         self._closed = False
+        #: Set by `aclose` while it waits for held connections to come back.
         self._returned: asyncio.Event | None = None
 
     @property
@@ -184,25 +188,60 @@ class HotPool:
         return handed
 
     async def _open(self) -> Any:
-        """Open a connection for a slot already counted; the slot is freed if it fails."""
+        """Open a connection for a slot already counted; the slot is freed if that fails.
+
+        The connect runs in a task of its own, awaited shielded: a caller
+        cancelled meanwhile (or timed out) leaves it to finish, bounded by the
+        connect timeout, and the new connection then joins the pool. asyncpg's
+        connect interrupted half-way leaves behind a future whose error
+        nobody retrieves (asyncio logs it), and the connection would be lost.
+        """
+        task = asyncio.get_running_loop().create_task(
+            self._connect(), name="stateful-postgresql-connect"
+        )
+        self._connecting.add(task)
+        task.add_done_callback(self._connecting.discard)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if task.cancelled() and (current is None or not current.cancelling()):
+                # Not this call's cancellation: `terminate` stopped the connect.
+                self._free_slot()
+                raise StatefulError("the SQL backend is closed") from None
+            if task.done():
+                self._adopt(task)
+            else:
+                task.add_done_callback(self._adopt)
+            raise
+        except BaseException:
+            self._free_slot()
+            raise
+
+    async def _connect(self) -> Any:
+        """Open one connection, counted as held (`_busy`) until it is put back."""
         import asyncpg
 
         try:
             conn = await asyncpg.connect(**self._params)
-        except BaseException as exc:
-            self._free_slot()
-            if isinstance(exc, TimeoutError):
-                # asyncpg's connect timeout: the server did not answer in time.
-                # A TimeoutError here must not read as the pool's own wait.
-                raise ConnectionError(
-                    f"could not connect to PostgreSQL within its connect timeout: {exc!r}"
-                ) from exc
-            raise
+        except TimeoutError as exc:
+            # asyncpg's connect timeout: the server did not answer in time.
+            # A TimeoutError here must not read as the pool's own wait.
+            raise ConnectionError(
+                f"could not connect to PostgreSQL within its connect timeout: {exc!r}"
+            ) from exc
         if self._closed:
             conn.terminate()
-            self._free_slot()
             raise StatefulError("the SQL backend is closed")
+        self._busy.add(conn)
         return conn
+
+    def _adopt(self, task: asyncio.Task[Any]) -> None:
+        """Take in the outcome of a connect whose caller has gone: the pool keeps it."""
+        if task.cancelled() or task.exception() is not None:
+            self._free_slot()
+        else:
+            self._put_back(task.result())
 
     def _put_back(self, conn: Any) -> None:
         """Return a healthy connection: to the first waiting call, else to the idle list."""
@@ -232,7 +271,7 @@ class HotPool:
                 waiter.set_result(None)
                 return
         self._count -= 1
-        if self._returned is not None and not self._busy:
+        if self._returned is not None and not self._busy and not self._connecting:
             self._returned.set()
 
     async def aclose(self) -> None:
@@ -253,12 +292,12 @@ class HotPool:
                 self._count -= len(idle)
                 # Connection.close() drops the connection itself if interrupted.
                 await asyncio.gather(*(conn.close() for conn in idle), return_exceptions=True)
-            if not self._busy:
+            if not self._busy and not self._connecting:
                 return
-            # Returned connections are dropped (`_put_back` sees the pool closed).
+            # Returned (and newly opened) connections are dropped: `_put_back`
+            # and `_connect` see the pool closed.
             self._returned = asyncio.Event()
-            if self._busy:
-                await self._returned.wait()
+            await self._returned.wait()
 
     def terminate(self) -> None:
         """Drop every connection at once, idle or held by a call (no goodbye to the server)."""
@@ -267,6 +306,8 @@ class HotPool:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_exception(StatefulError("the SQL backend is closed"))
+        for task in self._connecting:
+            task.cancel()
         for conn in [*self._idle, *self._busy]:
             conn.terminate()
         self._count -= len(self._idle)

@@ -435,3 +435,27 @@ async def test_a_hot_connection_killed_while_idle_is_not_used(postgres_url: str)
         assert fresh is not conn
     finally:
         await backend.aclose()
+
+
+async def test_a_connect_whose_caller_left_joins_the_pool(postgres_url: str) -> None:
+    backend = await _fresh(postgres_url)
+    try:
+        await backend.get_link_info(NS, "u", SVC)  # schema checked: the next call connects
+        hot = backend.hot_pool
+        assert hot is not None and hot.opened == 0
+        call = asyncio.ensure_future(backend.get_linked_pod(NS, "u", SVC))
+        await asyncio.sleep(0)  # the call is now opening the pool's first connection
+        assert hot.opened == 1
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        for _ in range(100):
+            if hot.idle_connections():
+                break
+            await asyncio.sleep(0.01)
+        (conn,) = hot.idle_connections()
+        assert hot.opened == 1 and hot.in_use == 0
+        assert await backend.get_linked_pod(NS, "u", SVC) is None
+        assert hot.idle_connections() == [conn]
+    finally:
+        await backend.aclose()
