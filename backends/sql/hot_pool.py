@@ -248,6 +248,10 @@ class HotPool:
         if self._closed or conn.is_closed():
             self._drop(conn)
             return
+        # No reset (asyncpg's pool sends one query per release for it): only
+        # lone statements run here, in autocommit, and an interrupted one
+        # never comes back, so no transaction, cursor, LISTEN or SET can be
+        # left on the connection.
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
