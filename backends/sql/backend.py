@@ -683,7 +683,9 @@ def from_url(url: str, *, clock: Clock | None = None, **options: Any) -> SQLBack
     Options: ``table_prefix``, ``purge_interval``, ``purge_batch_size``,
     ``max_attempts``; any other keyword goes to
     `sqlalchemy.ext.asyncio.create_async_engine` (``pool_size``, ``echo``,
-    ``connect_args``...).
+    ``connect_args``...). On ``postgresql+asyncpg`` the backend also gets a
+    hot pool for its lone link statements, of ``pool_size`` connections
+    opened like the engine's (`engines.hot_connect_params`, docs/sql.md).
     """
     from sqlalchemy.pool import QueuePool
 
