@@ -37,6 +37,8 @@ from stateful.validation import PERMANENT
 
 from . import errors, migration
 from .dialects import Dialect, LinkId, dialect_for
+from .dialects.postgresql import PostgreSQLDialect
+from .hot_pool import HotPool
 from .keys import link_key, owner_key, service_key
 from .schema import DEFAULT_TABLE_PREFIX, build_tables, check_table_prefix
 
@@ -77,6 +79,7 @@ class SQLBackend(Backend):
         purge_batch_size: int = DEFAULT_PURGE_BATCH_SIZE,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         dispose_engine: bool = False,
+        hot_pool: HotPool | None = None,
     ) -> None:
         """Serve the tables named with ``table_prefix`` through ``engine``.
 
@@ -84,6 +87,9 @@ class SQLBackend(Backend):
         expired links that often (off by default); ``purge_batch_size`` bounds
         the rows one purge statement deletes; ``max_attempts`` bounds retries
         of a transaction; ``dispose_engine`` makes `aclose` dispose ``engine``.
+        ``hot_pool`` (PostgreSQL on asyncpg only; `from_url` passes it for the
+        engines it builds) runs the lone link statements on connections of
+        its own (`hot_pool.HotPool`), which `aclose` closes.
         """
         try:
             check_table_prefix(table_prefix)
@@ -113,6 +119,13 @@ class SQLBackend(Backend):
             raise ValidationError("engine", str(exc)) from None
         # The dialect's lone statements that the executor may await directly.
         self.cancel_safe_operations = self._dialect.cancel_safe_operations
+        # The dialect whose hot statements run on the hot pool, if there is one.
+        self._hot: PostgreSQLDialect | None = None
+        if hot_pool is not None:
+            if not isinstance(self._dialect, PostgreSQLDialect) or self._dialect.raw_get is None:
+                raise ValidationError("hot_pool", "only for PostgreSQL through asyncpg")
+            self._dialect.hot_pool = hot_pool
+            self._hot = self._dialect
         self._purge_interval = purge_interval
         self._max_attempts = max_attempts
         self._dispose_engine = dispose_engine
@@ -138,6 +151,11 @@ class SQLBackend(Backend):
     def dialect(self) -> Dialect:
         """The statements this backend issues (per database family)."""
         return self._dialect
+
+    @property
+    def hot_pool(self) -> HotPool | None:
+        """The pool of the lone link statements, if they run outside the engine's pool."""
+        return None if self._hot is None else self._hot.hot_pool
 
     @property
     def retries(self) -> int:
@@ -219,6 +237,12 @@ class SQLBackend(Backend):
         return await self._with_retries(
             lambda: self._dialect.run(timed, write=write, single=single)
         )
+
+    async def _run_hot(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        """Run ``attempt``, a statement on the hot pool, retrying if needed."""
+        if not self._is_ready:
+            await self._ready()
+        return await self._with_retries(attempt)
 
     @staticmethod
     def _link(namespace: str, uid: str, service_name: str) -> LinkId:
@@ -322,6 +346,10 @@ class SQLBackend(Backend):
         """Link the uid to ``pod_id``; return the previous live pod."""
         link = self._link(namespace, uid, service_name)
         ttl = self._ttl(persist_seconds)
+        hot = self._hot
+        if hot is not None:
+            clock = self._clock
+            return await self._run_hot(lambda: hot.hot_set_linked_pod(link, pod_id, ttl, clock))
 
         def body(conn: Connection, now: int) -> int | None:
             return self._dialect.set_linked_pod(conn, link, pod_id, ttl, now)
@@ -334,6 +362,13 @@ class SQLBackend(Backend):
         """Link unless a live permanent link to another pod exists."""
         link = self._link(namespace, uid, service_name)
         ttl = self._ttl(persist_seconds)
+        hot = self._hot
+        if hot is not None:
+            statement, clock = hot.try_set_statement, self._clock
+            linked = await self._run_hot(
+                lambda: hot.hot_upsert_link(statement, link, pod_id, ttl, clock)
+            )
+            return linked == pod_id, linked
 
         def body(conn: Connection, now: int) -> tuple[bool, int]:
             return self._dialect.try_set_linked_pod(conn, link, pod_id, ttl, now)
@@ -346,6 +381,12 @@ class SQLBackend(Backend):
         """Keep (refreshing a temporary link) or create the link; return its pod."""
         link = self._link(namespace, uid, service_name)
         ttl = self._ttl(persist_seconds)
+        hot = self._hot
+        if hot is not None:
+            statement, clock = hot.if_absent_statement, self._clock
+            return await self._run_hot(
+                lambda: hot.hot_upsert_link(statement, link, pod_id, ttl, clock)
+            )
 
         def body(conn: Connection, now: int) -> int:
             return self._dialect.set_linked_pod_if_absent(conn, link, pod_id, ttl, now)
@@ -355,6 +396,10 @@ class SQLBackend(Backend):
     async def get_linked_pod(self, namespace: str, uid: str, service_name: str) -> int | None:
         """Return the live link's pod."""
         key = link_key(namespace, uid, service_name)
+        hot = self._hot
+        if hot is not None:
+            clock = self._clock
+            return await self._run_hot(lambda: hot.hot_get_linked_pod(key, clock))
 
         def body(conn: Connection, now: int) -> int | None:
             return self._dialect.get_linked_pod(conn, key, now)
@@ -454,6 +499,13 @@ class SQLBackend(Backend):
         """
         link = self._link(namespace, uid, service_name)
         ttl = self._ttl(persist_seconds)
+        hot = self._hot
+        if hot is not None and pod_id is not None:
+            # With a pod it is the upsert of set_linked_pod_if_absent.
+            statement, clock, pod = hot.if_absent_statement, self._clock, pod_id
+            return await self._run_hot(
+                lambda: hot.hot_upsert_link(statement, link, pod, ttl, clock)
+            )
 
         def body(conn: Connection, now: int) -> int | None:
             return self._dialect.place_linked_pod(conn, link, pod_id, ttl, now)
@@ -571,7 +623,9 @@ class SQLBackend(Backend):
         Idle connections get `CLOSE_GRACE` seconds to close politely; past
         that, or as soon as this is cancelled (the executor bounds it), every
         connection still in the pool is dropped at once (socket closed, no
-        goodbye), so a stalled server cannot hold the close.
+        goodbye), so a stalled server cannot hold the close. The hot pool
+        closes alongside, in the same bound: its connections still held by
+        calls get the rest of the grace to come back, then are dropped too.
         """
         if self._closed:
             return
@@ -581,17 +635,28 @@ class SQLBackend(Backend):
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-        if not self._dispose_engine:
+        hot = self.hot_pool
+        if not self._dispose_engine and hot is None:
             return
         pool = self._engine.sync_engine.pool
+        closes = [hot.aclose()] if hot is not None else []
+        if self._dispose_engine:
+            closes.append(self._engine.dispose())
+
+        def drop() -> None:
+            if self._dispose_engine:
+                _drop_idle_connections(pool)
+            if hot is not None:
+                hot.terminate()
+
         try:
             async with asyncio.timeout(CLOSE_GRACE):
-                await self._engine.dispose()
+                await asyncio.gather(*closes)
         except TimeoutError:
             logger.warning("stateful: SQL connections did not close in %s s; dropped", CLOSE_GRACE)
-            _drop_idle_connections(pool)
+            drop()
         except BaseException:
-            _drop_idle_connections(pool)
+            drop()
             raise
 
 
@@ -618,9 +683,13 @@ def from_url(url: str, *, clock: Clock | None = None, **options: Any) -> SQLBack
     Options: ``table_prefix``, ``purge_interval``, ``purge_batch_size``,
     ``max_attempts``; any other keyword goes to
     `sqlalchemy.ext.asyncio.create_async_engine` (``pool_size``, ``echo``,
-    ``connect_args``...).
+    ``connect_args``...). On ``postgresql+asyncpg`` the backend also gets a
+    hot pool for its lone link statements, of ``pool_size`` connections
+    opened like the engine's (`engines.hot_connect_params`, docs/sql.md).
     """
-    from .engines import create_engine
+    from sqlalchemy.pool import QueuePool
+
+    from .engines import create_engine, hot_connect_params
 
     backend_options = {
         name: options.pop(name)
@@ -628,4 +697,10 @@ def from_url(url: str, *, clock: Clock | None = None, **options: Any) -> SQLBack
         if name in options
     }
     engine = create_engine(url, **options)
-    return SQLBackend(engine, clock=clock, dispose_engine=True, **backend_options)
+    params = hot_connect_params(engine, options)
+    hot = None
+    if params is not None:
+        queue = engine.sync_engine.pool
+        assert isinstance(queue, QueuePool)
+        hot = HotPool(params, size=queue.size(), timeout=queue.timeout())
+    return SQLBackend(engine, clock=clock, dispose_engine=True, hot_pool=hot, **backend_options)

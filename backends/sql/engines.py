@@ -8,7 +8,12 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, InvalidRequestError, NoSuchModuleError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry, SingletonThreadPool, StaticPool
+from sqlalchemy.pool import (
+    AsyncAdaptedQueuePool,
+    ConnectionPoolEntry,
+    SingletonThreadPool,
+    StaticPool,
+)
 
 from stateful.errors import StatefulError, ValidationError
 
@@ -123,26 +128,13 @@ def create_engine(url: str | URL, **engine_options: Any) -> AsyncEngine:
     """
     parsed = normalize_url(url)
     backend = parsed.get_backend_name()
-    driver = parsed.get_driver_name()
     options: dict[str, Any] = {
         "isolation_level": "AUTOCOMMIT",
         "skip_autocommit_rollback": True,
         "pool_reset_on_return": None,
         **engine_options,
     }
-    connect_args = dict(options.pop("connect_args", None) or {})
-    if backend == "sqlite":
-        connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT)
-    elif driver == "asyncpg":
-        connect_args.setdefault("timeout", CONNECT_TIMEOUT)
-        connect_args.setdefault("command_timeout", COMMAND_TIMEOUT)
-    elif driver == "asyncmy":
-        connect_args.setdefault("connect_timeout", CONNECT_TIMEOUT)
-        # asyncmy's connect_timeout covers the TCP connect only; the
-        # handshake and every reply are read under read_timeout.
-        connect_args.setdefault("read_timeout", COMMAND_TIMEOUT)
-    elif driver == "aiomysql":
-        connect_args.setdefault("connect_timeout", CONNECT_TIMEOUT)
+    connect_args = driver_connect_args(parsed, options.pop("connect_args", None))
     if connect_args:
         options["connect_args"] = connect_args
     if not is_sqlite_memory(parsed) and "poolclass" not in options:
@@ -173,6 +165,65 @@ def create_engine(url: str | URL, **engine_options: Any) -> AsyncEngine:
             "SET time_zone = '+00:00'",
         )
     return engine
+
+
+def driver_connect_args(url: URL, given: dict[str, Any] | None) -> dict[str, Any]:
+    """Return the ``connect_args`` `create_engine` gives the driver: ``given`` over defaults."""
+    connect_args = dict(given or {})
+    backend, driver = url.get_backend_name(), url.get_driver_name()
+    if backend == "sqlite":
+        connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT)
+    elif driver == "asyncpg":
+        connect_args.setdefault("timeout", CONNECT_TIMEOUT)
+        connect_args.setdefault("command_timeout", COMMAND_TIMEOUT)
+    elif driver == "asyncmy":
+        connect_args.setdefault("connect_timeout", CONNECT_TIMEOUT)
+        # asyncmy's connect_timeout covers the TCP connect only; the
+        # handshake and every reply are read under read_timeout.
+        connect_args.setdefault("read_timeout", COMMAND_TIMEOUT)
+    elif driver == "aiomysql":
+        connect_args.setdefault("connect_timeout", CONNECT_TIMEOUT)
+    return connect_args
+
+
+#: Engine options under which the hot pool would not open or keep connections as asked.
+_POOLING_CHANGED = ("creator", "async_creator", "poolclass", "pool_pre_ping", "pool_recycle")
+#: Values of those options that leave pooling as it is (``pool_recycle=-1`` is off).
+_OFF: tuple[object, ...] = (None, False, -1)
+
+#: Keyword arguments of SQLAlchemy's asyncpg adapter that asyncpg itself does not take.
+_ADAPTER_ONLY = ("prepared_statement_cache_size", "prepared_statement_name_func")
+
+
+def hot_connect_params(
+    engine: AsyncEngine, engine_options: dict[str, Any]
+) -> dict[str, Any] | None:
+    """Return ``asyncpg.connect`` arguments that open connections like ``engine``'s, or None.
+
+    ``engine`` was built by `create_engine` with ``engine_options``. The
+    arguments are derived as SQLAlchemy derives them (the dialect's
+    `create_connect_args` of the URL, then ``connect_args`` over them), less
+    the adapter's own; the session is then the same: asyncpg connections are
+    in autocommit by themselves (SQLAlchemy's AUTOCOMMIT sends nothing on
+    asyncpg) and no other setting is made on connect. None where that cannot
+    be reproduced or pooling was changed: another driver, a ``creator`` or
+    ``async_creator``, a ``poolclass`` other than the default queue pool, an
+    unbounded pool (``pool_size=0``), ``pool_pre_ping`` or ``pool_recycle``
+    (checks the hot pool does not make).
+    """
+    pool = engine.sync_engine.pool
+    if engine.dialect.driver != "asyncpg" or not isinstance(pool, AsyncAdaptedQueuePool):
+        return None
+    changed = [name for name in _POOLING_CHANGED if engine_options.get(name) not in _OFF]
+    if pool.size() < 1 or changed:
+        return None
+    cargs, cparams = engine.dialect.create_connect_args(engine.url)
+    params = {**cparams, **driver_connect_args(engine.url, engine_options.get("connect_args"))}
+    if cargs or "async_creator_fn" in params:
+        return None
+    for name in _ADAPTER_ONLY:
+        params.pop(name, None)
+    return params
 
 
 def _on_connect(engine: AsyncEngine, *statements: str) -> None:

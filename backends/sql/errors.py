@@ -27,6 +27,10 @@ MYSQL_RETRY_CODES = frozenset({1213, 1205, 1062, 1020})
 MYSQL_UNAVAILABLE_CODES = frozenset(
     {1040, 1053, 1077, 1152, 1158, 1159, 1160, 1161, 1927, 2002, 2003, 2005, 2006, 2013, 2055}
 )
+# PostgreSQL SQLSTATE classes of errors about a statement itself (data exception,
+# integrity constraint violation, transaction rollback, syntax error or access
+# rule violation), after which the connection is fine.
+PG_STATEMENT_ERROR_CLASSES = frozenset({"22", "23", "40", "42"})
 # SQLite: SQLITE_BUSY (5) and SQLITE_LOCKED (6), should a busy timeout run out.
 SQLITE_RETRY_CODES = frozenset({5, 6})
 # aiosqlite's messages for a connection that is closed (lower case).
@@ -100,6 +104,16 @@ def sqlite_disconnect(error: BaseException) -> bool:
         elif isinstance(cause, ValueError) and text.lower() in _SQLITE_CLOSED:
             return True
     return False
+
+
+def is_statement_error(error: BaseException) -> bool:
+    """Tell whether PostgreSQL rejected the statement itself (`PG_STATEMENT_ERROR_CLASSES`).
+
+    Only such an error leaves an asyncpg connection usable after a statement
+    run on it directly; see `PostgreSQLDialect.run_raw` and `hot_pool`.
+    """
+    state = getattr(error, "sqlstate", None)
+    return isinstance(state, str) and state[:2] in PG_STATEMENT_ERROR_CLASSES
 
 
 def is_retryable(error: BaseException) -> bool:

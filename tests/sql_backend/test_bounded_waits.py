@@ -198,6 +198,12 @@ def real_url(request: pytest.FixtureRequest) -> str:
     return url
 
 
+# These hold the engine's pool, so the write is one that always runs there
+# (`set_workload_state`); the link statements of a PostgreSQL backend built
+# from a URL run on its hot pool, whose bound is tested in
+# test_postgres_pool_hygiene.py and test_postgres_cancel_safe.py.
+
+
 async def test_pool_wait_past_pool_timeout_is_pool_exhausted(real_url: str) -> None:
     backend = from_url(
         real_url, table_prefix=endpoints.PREFIX, pool_size=1, max_overflow=0, pool_timeout=0.3
@@ -205,13 +211,13 @@ async def test_pool_wait_past_pool_timeout_is_pool_exhausted(real_url: str) -> N
     executor = StatefulExecutor(backend)
     try:
         ns = f"pool {uuid.uuid4()}"
-        await executor.get_linked_pod(ns, "u", "svc")  # schema checked, connection pooled
+        await executor.get_workload_state(ns, ["svc"])  # schema checked, connection pooled
         async with backend.engine.connect():  # the only connection, held
             started = time.monotonic()
             with pytest.raises(PoolExhausted, match="nothing was sent"):
-                await executor.set_linked_pod(ns, "u", "svc", 1, -1)
+                await executor.set_workload_state(ns, "svc", "stable")
             assert time.monotonic() - started < 0.3 + MARGIN
-        assert await executor.get_linked_pod(ns, "u", "svc") is None  # nothing was written
+        assert await executor.get_workload_state(ns, ["svc"]) == {}  # nothing was written
     finally:
         await executor.aclose()
 
@@ -221,10 +227,10 @@ async def test_executor_timeout_in_the_pool_wait_is_pool_exhausted(real_url: str
     executor = StatefulExecutor(backend, timeout=0.5)
     ns = f"pool {uuid.uuid4()}"
     try:
-        await executor.get_linked_pod(ns, "u", "svc")
+        await executor.get_workload_state(ns, ["svc"])
         async with backend.engine.connect():
             with pytest.raises(PoolExhausted):
-                await executor.set_linked_pod(ns, "u", "svc", 1, -1)
+                await executor.set_workload_state(ns, "svc", "stable")
     finally:
         await executor.aclose()
 

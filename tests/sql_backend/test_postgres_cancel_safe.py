@@ -14,6 +14,10 @@ timeouts and while the two-connection pool is exhausted, then check that:
 * a call cancelled (or timed out) while it waited for a connection never runs
   later (`PoolExhausted` means nothing was sent);
 * later calls answer right.
+
+Each test runs on both ways a backend gets its engine (`POOLS`): built from
+the URL, where the link statements run on the hot pool (`hot_pool`), and an
+engine the application built, where everything runs on the engine's pool.
 """
 
 from __future__ import annotations
@@ -27,41 +31,35 @@ import asyncpg
 import pytest
 
 from stateful import BackendUnavailable, PoolExhausted, StatefulExecutor
-from stateful.backends.sql import SQLBackend, build_tables, from_url
+from stateful.backends.sql import SQLBackend, build_tables
 from stateful.backends.sql.keys import link_key
 from stateful.clock import ManualClock
 from stateful.testing.rounds import settle
 from tests.sql_backend import endpoints
 from tests.sql_backend.scratch import empty_backend
 from tests.sql_backend.test_postgres_pool_hygiene import (
-    _APP,
+    POOLS,
     _assert_clean,
     _dsn,
     _pooled,
+    make_backend,
 )
 
 NS, SVC = "cancelsafe", "svc"
 SAFE = frozenset({"get_linked_pod"})
 
 
-def _sibling(postgres_url: str) -> SQLBackend:
-    """Another backend like the fixture's (two connections, same store, same sessions name)."""
-    return from_url(
-        postgres_url,
-        clock=ManualClock(),
-        table_prefix=endpoints.PREFIX,
-        pool_size=2,
-        pool_timeout=5,
-        connect_args={"server_settings": {"application_name": _APP}},
-    )
+def _sibling(postgres_url: str, like: SQLBackend) -> SQLBackend:
+    """Another backend like ``like`` (same pools, same store, same sessions name)."""
+    return make_backend(postgres_url, "engine" if like.hot_pool is None else "hot")
 
 
-@pytest.fixture
-async def backend(postgres_url: str) -> AsyncIterator[SQLBackend]:
-    """A PostgreSQL backend of two pooled connections over an empty store."""
+@pytest.fixture(params=POOLS)
+async def backend(postgres_url: str, request: pytest.FixtureRequest) -> AsyncIterator[SQLBackend]:
+    """A PostgreSQL backend of two connections per pool over an empty store."""
     emptied = await empty_backend(postgres_url, ManualClock())
     await emptied.aclose()
-    made = _sibling(postgres_url)
+    made = make_backend(postgres_url, request.param)
     yield made
     await made.aclose()
 
@@ -94,20 +92,22 @@ async def test_the_executor_runs_them_in_the_callers_task(
 ) -> None:
     seen: list[asyncio.Task[Any] | None] = []
     dialect: Any = backend.dialect
-    original = dialect.get_linked_pod
+    # On the hot pool the read is a coroutine of the dialect's; else a function
+    # that SQLAlchemy's greenlet runs.
+    name = "get_linked_pod" if backend.hot_pool is None else "hot_get_linked_pod"
+    original = getattr(dialect, name)
 
-    def spy(conn: Any, key: bytes, now: int) -> int | None:
+    def spy(*args: Any) -> Any:
         seen.append(asyncio.current_task())
-        result: int | None = original(conn, key, now)
-        return result
+        return original(*args)
 
-    dialect.get_linked_pod = spy
+    setattr(dialect, name, spy)
     executor = StatefulExecutor(backend)
     try:
         assert await executor.get_linked_pod(NS, "u", SVC) is None
         assert seen == [asyncio.current_task()]
     finally:
-        del dialect.get_linked_pod
+        delattr(dialect, name)
         await executor.aclose()
 
 
@@ -156,7 +156,7 @@ async def test_calls_under_tiny_timeouts(backend: SQLBackend, postgres_url: str)
     uids = [f"t{i}" for i in range(4)]
     outcomes: dict[str, int] = {}
     for timeout in (0.0003, 0.001, 0.003):
-        executor = StatefulExecutor(_sibling(postgres_url), timeout=timeout)
+        executor = StatefulExecutor(_sibling(postgres_url, backend), timeout=timeout)
         try:
             for _ in range(10):
                 calls = [
@@ -258,25 +258,33 @@ async def test_a_timed_out_write_lands_before_aclose_returns(
     await executor.set_linked_pod(NS, "slow", SVC, 5, -1)
     holder = await _row_lock(postgres_url, "slow")
 
+    released = asyncio.Event()
+
     async def release_later() -> None:
         await asyncio.sleep(0.3)
         await holder.execute("ROLLBACK")
+        released.set()
         await holder.close()
 
+    release: asyncio.Future[None] | None = None
     try:
         with pytest.raises(BackendUnavailable, match="timed out"):
             await executor.set_linked_pod(NS, "slow", SVC, 6, -1)
         release = asyncio.ensure_future(release_later())
         # The write runs on in its shielded task, waiting for the lock; aclose
         # waits for it. A write sent on a dropped connection would commit
-        # whenever the server got to it, after aclose had returned.
+        # whenever the server got to it, after aclose had returned. (The
+        # holder's own close may still be under way then: the lock is what
+        # the write waited for.)
         await executor.aclose()
-        assert release.done(), "aclose returned while the write still waited for the lock"
+        assert released.is_set(), "aclose returned while the write still waited for the lock"
     finally:
-        if not holder.is_closed():
+        if release is not None:
+            await release
+        else:
             await holder.execute("ROLLBACK")
             await holder.close()
-    reader = _sibling(postgres_url)
+    reader = _sibling(postgres_url, backend)
     try:
         assert await reader.get_linked_pod(NS, "slow", SVC) == 6
     finally:

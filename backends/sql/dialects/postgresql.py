@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import (
     BigInteger,
@@ -53,16 +53,18 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import await_
 
-from ..errors import RetryTransaction
+from stateful.clock import Clock
+
+from ..errors import RetryTransaction, is_statement_error
 from ..schema import Tables
 from .base import LinkId
 from .on_conflict import OnConflictDialect
 
+if TYPE_CHECKING:
+    from ..hot_pool import HotPool
+
 #: A statement compiled for asyncpg: SQL text, parameter names in ``$n`` order.
 Prepared = tuple[str, list[str]]
-
-#: SQLSTATE classes of errors about a statement, after which the connection is fine.
-_STATEMENT_ERROR_CLASSES = frozenset({"22", "23", "40", "42"})
 
 _NOW_SQL = "(SELECT CAST(FLOOR(EXTRACT(EPOCH FROM clock_timestamp()) * 1000) AS BIGINT))"
 
@@ -137,6 +139,9 @@ class PostgreSQLDialect(OnConflictDialect):
             # server, which can commit the write after its caller has moved on,
             # where nothing (not even aclose) can wait for it.
             self.cancel_safe_operations = frozenset({"get_linked_pod"})
+        #: Where the hot statements run when the backend built its engine
+        #: itself (`SQLBackend`'s ``hot_pool``); None: on the engine's pool.
+        self.hot_pool: HotPool | None = None
 
     def prepare(self, statement: Any) -> Prepared:
         """Compile ``statement`` for asyncpg: its SQL text and the order of its parameters."""
@@ -163,9 +168,7 @@ class PostgreSQLDialect(OnConflictDialect):
             # cancellation mid-operation) may leave asyncpg's connection
             # half-way: drop it at once (a polite close could meet "another
             # operation is in progress"), then let the pool forget it.
-            state = getattr(exc, "sqlstate", None)
-            statement_error = isinstance(state, str) and state[:2] in _STATEMENT_ERROR_CLASSES
-            if statement_error and not driver.is_closed():
+            if is_statement_error(exc) and not driver.is_closed():
                 raise
             driver.terminate()
             conn.invalidate(exc if isinstance(exc, Exception) else None)
@@ -251,9 +254,48 @@ SELECT (SELECT pod FROM upd) AS pod, (SELECT live FROM upd) AS live,
             previous, live, written = record["pod"], record["live"], record["written"]
         else:
             previous, live, written = conn.execute(self.set_link_statement, params).one()
+        return self.set_outcome(previous, live, written)
+
+    @staticmethod
+    def set_outcome(previous: int | None, live: bool | None, written: int) -> int | None:
+        """Return the previous live pod from the set statement's row; retry if it wrote nothing."""
         if not written:
             raise RetryTransaction("a concurrent transaction created the link first")
-        return int(previous) if live else None
+        return int(previous) if live and previous is not None else None
+
+    # -- on the hot pool (`hot_pool`): the same statements, outside SQLAlchemy ------------
+
+    def _pool(self) -> HotPool:
+        pool = self.hot_pool
+        if pool is None or self.raw_get is None:  # pragma: no cover - SQLBackend checks
+            raise RuntimeError("no hot pool: the engine was not built from an asyncpg URL")
+        return pool
+
+    async def hot_get_linked_pod(self, key: bytes, clock: Clock | None) -> int | None:
+        """`get_linked_pod` on the hot pool; ``clock`` None: the server's."""
+        assert self.raw_get is not None
+        params: dict[str, Any] = {"b_link_key": key}
+        pod: int | None = await self._pool().run(self.raw_get, params, "fetchval", clock)
+        return pod
+
+    async def hot_set_linked_pod(
+        self, link: LinkId, pod: int, ttl: int | None, clock: Clock | None
+    ) -> int | None:
+        """`set_linked_pod` on the hot pool."""
+        assert self.raw_set is not None
+        params = self.link_params(link, pod, ttl, 0)
+        record = await self._pool().run(self.raw_set, params, "fetchrow", clock)
+        return self.set_outcome(record["pod"], record["live"], record["written"])
+
+    async def hot_upsert_link(
+        self, statement: Insert, link: LinkId, pod: int, ttl: int | None, clock: Clock | None
+    ) -> int:
+        """One of the link upserts (`try_set_statement`, `if_absent_statement`) on the hot pool."""
+        params = self.link_params(link, pod, ttl, 0)
+        stored = await self._pool().run(self.raw_upserts[statement], params, "fetchval", clock)
+        if stored is None:  # pragma: no cover - an upsert always leaves the row
+            raise RetryTransaction("the upsert left no row")
+        return int(stored)
 
     def server_now(self) -> ColumnElement[int]:
         """Return the server's clock at execution, in ms, as an uncorrelated subquery.
