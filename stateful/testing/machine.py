@@ -758,7 +758,14 @@ class ConformanceMachine(RuleBasedStateMachine):
         keys: list[Key],
         candidates: list[tuple[str, ReferenceModel]],
     ) -> None:
-        """Adopt the first candidate model whose view equals the store's, else fail."""
+        """Adopt the first candidate model whose view equals the store's, else fail.
+
+        The view covers ``keys`` and every other link of their services on
+        which the candidates disagree: a drain that made a link temporary
+        changes no pod and no count, so only that link's own expiry tells
+        the outcomes apart.
+        """
+        keys = [*keys, *self._undecided_links(keys, [model for _, model in candidates])]
         view = self._view(keys)
         observed = [self._normal(run(self._execute(c))) for c in view]
         for _, model in candidates:
@@ -771,6 +778,24 @@ class ConformanceMachine(RuleBasedStateMachine):
         raise Mismatch(
             f"{what}: the state after matches no allowed outcome ({labels}); read: {shown}"
         )
+
+    def _undecided_links(self, keys: list[Key], models: list[ReferenceModel]) -> list[Key]:
+        """Links of the services of ``keys`` (not in it) whose info differs among ``models``."""
+        services = {(ns, svc) for ns, _, svc in keys}
+        links = sorted(
+            {
+                key
+                for model in (self.model, *models)
+                for key in model.live_links()
+                if (key[0], key[2]) in services and key not in keys
+            }
+        )
+        return [
+            key
+            for key in links
+            if len({repr(self._expect(Call("get_link_info", key), model)) for model in models})
+            > 1
+        ]
 
     @precondition(lambda self: self.capabilities.concurrent)
     @rule(data=st.data())
