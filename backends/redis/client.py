@@ -343,9 +343,9 @@ class BoundedRedisCluster(RedisCluster):
     A script is sent at most once, as on the standalone client: redis-py
     retries a command whose connection broke, to follow a failover, but a
     script whose connection broke after it was written may have run (and
-    replicated) before its master died, and run again on the promoted replica
-    it would answer for its second run (``set_linked_pod`` reporting its own
-    pod as the previous one). Such a call raises `ScriptOutcomeUnknown`
+    replicated) before its master died; run again on the promoted replica, it
+    would answer for its second run (``set_linked_pod`` reporting its own pod
+    as the previous one). Such a call raises `ScriptOutcomeUnknown`
     instead; one whose send failed is retried as redis-py would.
     """
 
