@@ -27,20 +27,17 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import asyncpg
 import pytest
 
 from stateful import BackendUnavailable, PoolExhausted, StatefulExecutor
-from stateful.backends.sql import SQLBackend, build_tables
-from stateful.backends.sql.keys import link_key
+from stateful.backends.sql import SQLBackend
 from stateful.clock import ManualClock
 from stateful.testing.rounds import settle
-from tests.sql_backend import endpoints
 from tests.sql_backend.scratch import empty_backend
 from tests.sql_backend.test_postgres_pool_hygiene import (
     POOLS,
     _assert_clean,
-    _dsn,
+    _hold_row_lock,
     _pooled,
     make_backend,
 )
@@ -69,17 +66,6 @@ async def _answers_right(executor: StatefulExecutor, uids: list[str]) -> None:
         await executor.set_linked_pod(NS, uid, SVC, 100 + n, -1)
     for n, uid in enumerate(uids):
         assert await executor.get_linked_pod(NS, uid, SVC) == 100 + n
-
-
-async def _row_lock(postgres_url: str, uid: str) -> asyncpg.Connection:
-    """A connection holding the row lock of ``uid``'s link (inside a transaction)."""
-    holder = await asyncpg.connect(_dsn(postgres_url))
-    await holder.execute("BEGIN")
-    table = build_tables(endpoints.PREFIX).links.name
-    await holder.execute(
-        f"SELECT 1 FROM {table} WHERE link_key = $1 FOR UPDATE", link_key(NS, uid, SVC)
-    )
-    return holder
 
 
 def test_the_link_read_is_declared_cancel_safe_and_writes_are_not(backend: SQLBackend) -> None:
@@ -187,7 +173,7 @@ async def test_a_call_stopped_while_waiting_for_a_connection_never_runs(
 ) -> None:
     executor = StatefulExecutor(backend, timeout=0.2 if how == "timeout" else None)
     await executor.set_linked_pod(NS, "held", SVC, 1, -1)
-    holder = await _row_lock(postgres_url, "held")
+    holder = await _hold_row_lock(postgres_url, "held", NS)
     try:
         # Both pooled connections wait for the row lock (calls on the backend
         # itself, which no executor timeout bounds).
@@ -226,7 +212,7 @@ async def test_a_call_stopped_while_waiting_for_a_connection_never_runs(
 async def test_a_write_cancelled_in_a_lock_wait(backend: SQLBackend, postgres_url: str) -> None:
     executor = StatefulExecutor(backend)
     await executor.set_linked_pod(NS, "locked", SVC, 5, -1)
-    holder = await _row_lock(postgres_url, "locked")
+    holder = await _hold_row_lock(postgres_url, "locked", NS)
     try:
         write = asyncio.ensure_future(executor.set_linked_pod(NS, "locked", SVC, 6, -1))
         read = asyncio.ensure_future(executor.get_linked_pod(NS, "locked", SVC))
@@ -256,7 +242,7 @@ async def test_a_timed_out_write_lands_before_aclose_returns(
 ) -> None:
     executor = StatefulExecutor(backend, timeout=0.2)
     await executor.set_linked_pod(NS, "slow", SVC, 5, -1)
-    holder = await _row_lock(postgres_url, "slow")
+    holder = await _hold_row_lock(postgres_url, "slow", NS)
 
     released = asyncio.Event()
 

@@ -257,13 +257,15 @@ async def test_calls_cancelled_while_waiting_for_a_row_lock(
     assert await backend.get_linked_pod(NS, "locked", SVC) in (5, 6)
 
 
-async def _hold_row_lock(postgres_url: str, uid: str) -> asyncpg.Connection:
+async def _hold_row_lock(
+    postgres_url: str, uid: str, namespace: str = NS
+) -> asyncpg.Connection:
     """A connection holding the row lock of ``uid``'s link (inside a transaction)."""
     holder = await asyncpg.connect(_dsn(postgres_url))
     await holder.execute("BEGIN")
     table = build_tables(endpoints.PREFIX).links.name
     await holder.execute(
-        f"SELECT 1 FROM {table} WHERE link_key = $1 FOR UPDATE", link_key(NS, uid, SVC)
+        f"SELECT 1 FROM {table} WHERE link_key = $1 FOR UPDATE", link_key(namespace, uid, SVC)
     )
     return holder
 
