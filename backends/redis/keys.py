@@ -30,6 +30,8 @@ Keys are built as UTF-8 `bytes`, independent of the client's encoding settings.
 
 from __future__ import annotations
 
+import re
+
 from redis.crc import key_slot
 
 from stateful.errors import ValidationError
@@ -39,11 +41,18 @@ DEFAULT_PREFIX = "stateful:"
 #: What `encode` escapes, and NUL (the separator of `KeyLayout.link_hashes`).
 _SPECIAL = "%{}:\x00"
 _ESCAPES = str.maketrans({"%": "%25", "{": "%7B", "}": "%7D", ":": "%3A"})
+_DECODE = re.compile(r"%(25|7B|7D|3A)")
+_DECODED = {"25": "%", "7B": "{", "7D": "}", "3A": ":"}
 
 
 def encode(identifier: str) -> str:
     """Escape ``identifier`` so it holds no brace and no colon (injective)."""
     return identifier.translate(_ESCAPES)
+
+
+def decode(encoded: str) -> str:
+    """Invert `encode`."""
+    return _DECODE.sub(lambda match: _DECODED[match.group(1)], encoded)
 
 
 def check_prefix(prefix: object) -> str:

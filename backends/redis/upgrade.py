@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .keys import KeyLayout, encode
+from .keys import KeyLayout, decode, encode
 
 if TYPE_CHECKING:
     from .backend import RedisBackend
@@ -31,8 +31,6 @@ if TYPE_CHECKING:
 #: Most former link strings moved at once.
 CONCURRENCY = 64
 
-_DECODE = re.compile(r"%(25|7B|7D|3A)")
-_DECODED = {"25": "%", "7B": "{", "7D": "}", "3A": ":"}
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
 
 
@@ -48,11 +46,6 @@ class LayoutUpgrade:
     expired: int = 0
     #: Entries of the former permanent-links hashes with no link string left, dropped.
     stale_entries: int = 0
-
-
-def decode(encoded: str) -> str:
-    """Invert `keys.encode`."""
-    return _DECODE.sub(lambda match: _DECODED[match.group(1)], encoded)
 
 
 def former_link_keys(
