@@ -90,6 +90,45 @@ async def test_expired_links_are_ignored_then_purged_in_batches(
         assert await _count_links(sql_url, ns, private_prefix) == 2
 
 
+async def test_each_overwrite_of_a_link_leaves_row_index_and_expiry_right(sql_url: str) -> None:
+    """An overwrite SETs only the columns that change (`overwrite_for`): every
+    transition (same pod, new pod, permanent and temporary both ways, a dead
+    row) still leaves the link, its expiry, its update time and the pod index."""
+    ns, clock = _namespace(), ManualClock(1_000_000)
+    backend = from_url(sql_url, clock=clock, table_prefix=endpoints.PREFIX)
+    async with StatefulExecutor(backend) as ex:
+
+        async def state() -> tuple[Any, dict[int, int], list[str]]:
+            info = await ex.get_link_info(ns, "u", "svc")
+            seen = (info.pod_id, info.expires_at_ms, info.updated_at_ms) if info else None
+            pods = await ex.count_pod_links(ns, "svc")
+            on_pod = [uid async for uid in ex.pod_links(ns, "svc", 2)]
+            return seen, pods, on_pod
+
+        assert await ex.set_linked_pod(ns, "u", "svc", 1, -1) is None
+        steps: list[tuple[int, int, int | None, Any]] = [
+            # (pod, persist, previous, (pod, expires_at, updated_at) afterwards)
+            (1, -1, 1, (1, None, 1_000_001)),  # same pod, still permanent
+            (2, -1, 1, (2, None, 1_000_002)),  # new pod, still permanent
+            (2, 10, 2, (2, 1_010_003, 1_000_003)),  # same pod, now temporary
+            (2, 20, 2, (2, 1_020_004, 1_000_004)),  # same pod, new deadline
+            (3, 20, 2, (3, 1_020_005, 1_000_005)),  # new pod and deadline
+            (2, -1, 3, (2, None, 1_000_006)),  # new pod, permanent again
+            (2, 1, 2, (2, 1_001_007, 1_000_007)),  # dies at 1_001_007...
+        ]
+        for pod, persist, previous, after in steps:
+            clock.advance_ms(1)
+            assert await ex.set_linked_pod(ns, "u", "svc", pod, persist) == previous
+            seen, pods, on_pod = await state()
+            assert seen == after
+            assert pods == {after[0]: 1}
+            assert on_pod == (["u"] if after[0] == 2 else [])
+        clock.advance_ms(1000)  # ...and is dead, its row still stored
+        assert await state() == (None, {}, [])
+        assert await ex.set_linked_pod(ns, "u", "svc", 2, -1) is None
+        assert await state() == ((2, None, 1_001_007), {2: 1}, ["u"])
+
+
 async def test_background_purge_task_deletes_expired_links(sql_url: str) -> None:
     ns, clock = _namespace(), ManualClock()
     backend = from_url(sql_url, clock=clock, table_prefix=endpoints.PREFIX, purge_interval=0.02)

@@ -235,6 +235,37 @@ async def test_a_write_is_one_trip_to_the_thread(
         await backend.aclose()
 
 
+async def test_an_overwrite_sets_only_the_columns_that_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite rewrites every index holding a SET column, even for an equal value:
+    re-setting a permanent link to its pod must update its time alone."""
+    backend = _backend(tmp_path)
+    try:
+        await backend.set_linked_pod(NS, "u", SVC, 1, -1)
+        sent: list[str] = []
+        render = sqlite_thread.Prepared.render
+
+        def recorded(self: sqlite_thread.Prepared, params: object) -> tuple[str, list[object]]:
+            sql, values = render(self, params)  # type: ignore[arg-type]
+            sent.append(" ".join(sql.split()))
+            return sql, values
+
+        monkeypatch.setattr(sqlite_thread.Prepared, "render", recorded)
+
+        async def set_clauses(pod: int, persist: int) -> list[str]:
+            sent.clear()
+            await backend.set_linked_pod(NS, "u", SVC, pod, persist)
+            return [sql.split(" SET ")[1].split(" WHERE ")[0] for sql in sent if " SET " in sql]
+
+        assert await set_clauses(1, -1) == ["updated_at=?"]
+        assert await set_clauses(2, -1) == ["pod=?, updated_at=?"]
+        assert await set_clauses(2, 30) == ["expires_at=(? + ?), updated_at=?"]
+        assert await set_clauses(3, -1) == ["pod=?, expires_at=(? + ?), updated_at=?"]
+    finally:
+        await backend.aclose()
+
+
 async def test_time_follows_the_order_of_the_write_lock(tmp_path: Path) -> None:
     """``now`` is read in the thread once the write lock is held: a writer that
     queued behind another process's transaction stamps the time it got the lock."""

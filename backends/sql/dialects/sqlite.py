@@ -48,7 +48,7 @@ from stateful.errors import BackendUnavailable
 
 from ..errors import RetryTransaction, sqlite_code
 from ..schema import Tables
-from .base import LinkId
+from .base import LinkId, overwrite_for
 from .on_conflict import OnConflictDialect
 from .sqlite_thread import LATE, THREAD, Execute, Job, Prepared, run_job
 
@@ -147,7 +147,9 @@ class SQLiteDialect(OnConflictDialect):
         self.q_permanent_links = prepare(self.select_permanent_links)
         self.q_link_locked = prepare(self.select_link_locked)
         self.q_insert_link = prepare(self.insert_link)
-        self.q_update_link = prepare(self.update_link)
+        self.q_update_link = {
+            changes: prepare(statement) for changes, statement in self.update_link.items()
+        }
         self.q_upserts = {
             statement: prepare(statement)
             for statement in (self.try_set_statement, self.if_absent_statement)
@@ -326,8 +328,9 @@ class SQLiteDialect(OnConflictDialect):
             if not rows:
                 execute(insert, params)
                 return None
-            execute(overwrite, params)
-            previous, live, _ = rows[0]
+            row = rows[0]
+            execute(overwrite[overwrite_for(row, pod, ttl)], params)
+            previous, live, _ = row
             return int(previous) if live else None
 
         return self.job(conn, set_pod)
