@@ -641,7 +641,7 @@ class SQLBackend(Backend):
         pool = self._engine.sync_engine.pool
         closes = [hot.aclose()] if hot is not None else []
         if self._dispose_engine:
-            closes.append(self._engine.dispose())
+            closes.append(self._dispose())
 
         def drop() -> None:
             if self._dispose_engine:
@@ -658,6 +658,10 @@ class SQLBackend(Backend):
         except BaseException:
             drop()
             raise
+
+    async def _dispose(self) -> None:
+        await self._engine.dispose()
+        await self._dialect.settle()
 
 
 def _drop_idle_connections(pool: Any) -> None:

@@ -235,6 +235,31 @@ async def test_a_write_is_one_trip_to_the_thread(
         await backend.aclose()
 
 
+async def test_aclose_waits_for_the_thread_of_a_terminated_connection(tmp_path: Path) -> None:
+    """SQLAlchemy terminates a connection whose graceful close is cancelled: aiosqlite's
+    thread is only told to stop, and first finishes the jobs queued on it. `aclose`
+    waits for it, or the thread would hand its last result to an event loop that
+    may be closed by then ("Event loop is closed" in aiosqlite's thread)."""
+    import time
+
+    backend = _backend(tmp_path)
+    try:
+        await backend.set_linked_pod(NS, "u", SVC, 1, -1)
+        async with backend.engine.connect() as conn:
+            driver = (await conn.get_raw_connection()).driver_connection
+            slow = asyncio.ensure_future(driver._execute(time.sleep, 0.3))
+            invalidating = asyncio.create_task(conn.invalidate())
+            await asyncio.sleep(0.05)  # its graceful close queued behind the slow job
+            invalidating.cancel()
+            await asyncio.gather(invalidating, return_exceptions=True)
+        thread = driver._thread
+        assert driver._running is False and thread.is_alive() and not slow.done()
+    finally:
+        await backend.aclose()
+    assert not thread.is_alive()
+    assert await slow is None
+
+
 async def test_an_overwrite_sets_only_the_columns_that_change(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

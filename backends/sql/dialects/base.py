@@ -398,6 +398,9 @@ class Dialect:
         with self.open(write=write, single=single) as conn:
             return work(conn)
 
+    async def settle(self) -> None:
+        """Wait for what the engine's connections still do once it is disposed (nothing here)."""
+
     def turn_for(self, *, write: bool) -> asyncio.Lock | None:
         """Return the lock a transaction must hold before it takes a connection, if any."""
         return self.turn

@@ -50,7 +50,7 @@ from ..errors import RetryTransaction, sqlite_code
 from ..schema import Tables
 from .base import LinkId, overwrite_for
 from .on_conflict import OnConflictDialect
-from .sqlite_thread import LATE, THREAD, Execute, Job, Prepared, run_job
+from .sqlite_thread import LATE, THREAD, Execute, Job, Prepared, Workers, run_job
 
 T = TypeVar("T")
 
@@ -132,6 +132,7 @@ class SQLiteDialect(OnConflictDialect):
         self.purge = delete(links).where(links.c.link_key.in_(expired))
         database = engine.url.database or ""
         self.database = os.path.abspath(database) if database else database
+        self.workers = Workers(engine)
         #: Write transactions `open` began whose last job may COMMIT too.
         self.finishing: set[Connection] = set()
         #: Write transactions not begun yet: their one job begins them, reads
@@ -417,6 +418,10 @@ class SQLiteDialect(OnConflictDialect):
                 f"cannot open the SQLite database file {path!r} "
                 f"(from URL {self.engine.url.render_as_string(hide_password=True)!r}): {hint}"
             ) from exc
+
+    async def settle(self) -> None:
+        """Wait for the threads of connections the disposal only told to stop (`Workers`)."""
+        await self.workers.stopped()
 
     def turn_for(self, *, write: bool) -> asyncio.Lock | None:
         """Writers to the same file take turns within the process; readers never wait."""

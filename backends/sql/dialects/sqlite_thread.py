@@ -18,19 +18,25 @@ This relies on two private names of aiosqlite's `Connection`: ``_execute(fn)``
 (run ``fn`` in the connection's thread) and ``_conn`` (its sqlite3
 connection), as in aiosqlite 0.20 to 0.22. Where they are missing, `THREAD` is
 False and jobs run through SQLAlchemy's connection, one statement at a time.
+`Workers` reads two more (``_thread``, ``_running``) and does nothing
+without them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import suppress
 from functools import lru_cache
 from typing import Any, NamedTuple, Protocol, TypeVar, cast
 
 import aiosqlite
+from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine.interfaces import Dialect as SADialect
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import await_
 
 from ..errors import sqlite_disconnect
@@ -41,6 +47,51 @@ T = TypeVar("T")
 THREAD = callable(getattr(aiosqlite.Connection, "_execute", None)) and isinstance(
     getattr(aiosqlite.Connection, "_conn", None), property
 )
+
+
+class Workers:
+    """aiosqlite's worker threads of an engine's connections, so a close can wait for them.
+
+    A connection SQLAlchemy terminates (its graceful close was cancelled, or
+    it was invalidated) is only told to stop: its thread first finishes the
+    jobs queued on it, then hands its last result to the event loop. If the
+    loop is closed by then, the thread fails ("Event loop is closed").
+    `stopped` waits for those threads; `SQLBackend.aclose` bounds the wait.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        """Note every connection ``engine`` opens from now on."""
+        self._connections: list[aiosqlite.Connection] = []
+        event.listen(engine.sync_engine, "connect", self._opened)
+
+    def _opened(self, dbapi_connection: Any, record: Any) -> None:
+        driver = getattr(dbapi_connection, "driver_connection", None)
+        if isinstance(driver, aiosqlite.Connection) and _thread_of(driver) is not None:
+            # Forget the connections whose thread has ended: the list stays
+            # as long as the number of live connections.
+            self._connections = [c for c in self._connections if _alive(c)]
+            self._connections.append(driver)
+
+    async def stopped(self) -> None:
+        """Return once no connection told to stop still has a running thread."""
+        # Polled: a thread's end signals nothing the loop could await, and
+        # joining it from another thread would outlive a cancelled close.
+        while any(_stopping(c) for c in self._connections):  # noqa: ASYNC110
+            await asyncio.sleep(0.002)
+
+
+def _thread_of(connection: aiosqlite.Connection) -> threading.Thread | None:
+    thread = getattr(connection, "_thread", None)
+    return thread if isinstance(thread, threading.Thread) else None
+
+
+def _alive(connection: aiosqlite.Connection) -> bool:
+    thread = _thread_of(connection)
+    return thread is not None and thread.is_alive()
+
+
+def _stopping(connection: aiosqlite.Connection) -> bool:
+    return getattr(connection, "_running", True) is False and _alive(connection)
 
 
 class Prepared(NamedTuple):
