@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy.engine import Connection
@@ -38,6 +38,8 @@ from stateful.validation import PERMANENT
 from . import errors, migration
 from .dialects import Dialect, LinkId, dialect_for
 from .dialects.postgresql import PostgreSQLDialect
+from .dialects.sqlite import SQLiteDialect
+from .dialects.sqlite_thread import THREAD
 from .hot_pool import HotPool
 from .keys import link_key, owner_key, service_key
 from .schema import DEFAULT_TABLE_PREFIX, build_tables, check_table_prefix
@@ -80,6 +82,7 @@ class SQLBackend(Backend):
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         dispose_engine: bool = False,
         hot_pool: HotPool | None = None,
+        sqlite_writer: tuple[Sequence[Any], dict[str, Any]] | None = None,
     ) -> None:
         """Serve the tables named with ``table_prefix`` through ``engine``.
 
@@ -90,6 +93,9 @@ class SQLBackend(Backend):
         ``hot_pool`` (PostgreSQL on asyncpg only; `from_url` passes it for the
         engines it builds) runs the lone link statements on connections of
         its own (`hot_pool.HotPool`), which `aclose` closes.
+        ``sqlite_writer`` (SQLite through aiosqlite only; `from_url` passes it
+        likewise): the ``aiosqlite.connect`` arguments of a connection of the
+        backend's own for the link writes (`sqlite_writer.SQLiteWriter`).
         """
         try:
             check_table_prefix(table_prefix)
@@ -119,13 +125,20 @@ class SQLBackend(Backend):
             raise ValidationError("engine", str(exc)) from None
         # The dialect's lone statements that the executor may await directly.
         self.cancel_safe_operations = self._dialect.cancel_safe_operations
-        # The dialect whose hot statements run on the hot pool, if there is one.
+        # The dialect whose hot statements run on the hot pool, if there is one,
+        # and the one whose link writes run outside the engine's pool.
         self._hot: PostgreSQLDialect | None = None
+        self._hot_writes: PostgreSQLDialect | SQLiteDialect | None = None
         if hot_pool is not None:
             if not isinstance(self._dialect, PostgreSQLDialect) or self._dialect.raw_get is None:
                 raise ValidationError("hot_pool", "only for PostgreSQL through asyncpg")
             self._dialect.hot_pool = hot_pool
-            self._hot = self._dialect
+            self._hot = self._hot_writes = self._dialect
+        if sqlite_writer is not None:
+            if not isinstance(self._dialect, SQLiteDialect) or not THREAD:
+                raise ValidationError("sqlite_writer", "only for SQLite through aiosqlite")
+            self._dialect.use_writer(*sqlite_writer)
+            self._hot_writes = self._dialect
         self._purge_interval = purge_interval
         self._max_attempts = max_attempts
         self._dispose_engine = dispose_engine
@@ -346,7 +359,7 @@ class SQLBackend(Backend):
         """Link the uid to ``pod_id``; return the previous live pod."""
         link = self._link(namespace, uid, service_name)
         ttl = self._ttl(persist_seconds)
-        hot = self._hot
+        hot = self._hot_writes
         if hot is not None:
             clock = self._clock
             return await self._run_hot(lambda: hot.hot_set_linked_pod(link, pod_id, ttl, clock))
@@ -362,7 +375,7 @@ class SQLBackend(Backend):
         """Link unless a live permanent link to another pod exists."""
         link = self._link(namespace, uid, service_name)
         ttl = self._ttl(persist_seconds)
-        hot = self._hot
+        hot = self._hot_writes
         if hot is not None:
             statement, clock = hot.try_set_statement, self._clock
             linked = await self._run_hot(
@@ -381,7 +394,7 @@ class SQLBackend(Backend):
         """Keep (refreshing a temporary link) or create the link; return its pod."""
         link = self._link(namespace, uid, service_name)
         ttl = self._ttl(persist_seconds)
-        hot = self._hot
+        hot = self._hot_writes
         if hot is not None:
             statement, clock = hot.if_absent_statement, self._clock
             return await self._run_hot(
@@ -499,7 +512,7 @@ class SQLBackend(Backend):
         """
         link = self._link(namespace, uid, service_name)
         ttl = self._ttl(persist_seconds)
-        hot = self._hot
+        hot = self._hot_writes
         if hot is not None and pod_id is not None:
             # With a pod it is the upsert of set_linked_pod_if_absent.
             statement, clock, pod = hot.if_absent_statement, self._clock, pod_id
@@ -625,7 +638,8 @@ class SQLBackend(Backend):
         connection still in the pool is dropped at once (socket closed, no
         goodbye), so a stalled server cannot hold the close. The hot pool
         closes alongside, in the same bound: its connections still held by
-        calls get the rest of the grace to come back, then are dropped too.
+        calls get the rest of the grace to come back, then are dropped too;
+        so does SQLite's writer connection, once its queued writes are done.
         """
         if self._closed:
             return
@@ -636,18 +650,20 @@ class SQLBackend(Backend):
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
         hot = self.hot_pool
-        if not self._dispose_engine and hot is None:
+        writer = self._dialect.writer if isinstance(self._dialect, SQLiteDialect) else None
+        if not self._dispose_engine and hot is None and writer is None:
             return
         pool = self._engine.sync_engine.pool
-        closes = [hot.aclose()] if hot is not None else []
+        closes = [own.aclose() for own in (hot, writer) if own is not None]
         if self._dispose_engine:
             closes.append(self._dispose())
 
         def drop() -> None:
             if self._dispose_engine:
                 _drop_idle_connections(pool)
-            if hot is not None:
-                hot.terminate()
+            for own in (hot, writer):
+                if own is not None:
+                    own.terminate()
 
         try:
             async with asyncio.timeout(CLOSE_GRACE):
@@ -693,7 +709,7 @@ def from_url(url: str, *, clock: Clock | None = None, **options: Any) -> SQLBack
     """
     from sqlalchemy.pool import QueuePool
 
-    from .engines import create_engine, hot_connect_params
+    from .engines import create_engine, hot_connect_params, sqlite_writer_params
 
     backend_options = {
         name: options.pop(name)
@@ -707,4 +723,12 @@ def from_url(url: str, *, clock: Clock | None = None, **options: Any) -> SQLBack
         queue = engine.sync_engine.pool
         assert isinstance(queue, QueuePool)
         hot = HotPool(params, size=queue.size(), timeout=queue.timeout())
-    return SQLBackend(engine, clock=clock, dispose_engine=True, hot_pool=hot, **backend_options)
+    writer = sqlite_writer_params(engine, options) if THREAD else None
+    return SQLBackend(
+        engine,
+        clock=clock,
+        dispose_engine=True,
+        hot_pool=hot,
+        sqlite_writer=writer,
+        **backend_options,
+    )

@@ -28,6 +28,10 @@ DEFAULT_DRIVERS = {
 #: Seconds a SQLite writer waits for the write lock before giving up.
 SQLITE_BUSY_TIMEOUT = 30.0
 
+#: What a SQLite connection runs once opened: write-ahead logging (readers
+#: never wait for the writer; not for ``:memory:``), fsync at checkpoints only.
+SQLITE_ON_CONNECT = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL")
+
 #: Seconds to open a connection to a server, handshake and login included.
 CONNECT_TIMEOUT = 10.0
 
@@ -156,7 +160,7 @@ def create_engine(url: str | URL, **engine_options: Any) -> AsyncEngine:
     except (InvalidRequestError, ArgumentError, TypeError) as exc:
         raise ValidationError("url", f"{parsed.drivername}: {exc}") from None
     if backend == "sqlite":
-        _on_connect(engine, "PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL")
+        _on_connect(engine, *SQLITE_ON_CONNECT)
     elif backend in ("mysql", "mariadb"):
         _on_connect(
             engine,
@@ -224,6 +228,33 @@ def hot_connect_params(
     for name in _ADAPTER_ONLY:
         params.pop(name, None)
     return params
+
+
+def sqlite_writer_params(
+    engine: AsyncEngine, engine_options: dict[str, Any]
+) -> tuple[list[Any], dict[str, Any]] | None:
+    """Return ``aiosqlite.connect`` arguments that open connections like ``engine``'s, or None.
+
+    For SQLite's own writer connection (`sqlite_writer.SQLiteWriter`), as
+    `hot_connect_params` for PostgreSQL: the dialect's `create_connect_args`
+    of the URL, then ``connect_args`` over them; the writer then runs
+    `SQLITE_ON_CONNECT` and frames its transactions itself, as the engine's
+    AUTOCOMMIT connections do. None for another driver, a database in memory
+    (a second connection would be another database), or pooling changed
+    (``creator``, ``async_creator``, ``poolclass``, ``pool_pre_ping``,
+    ``pool_recycle``).
+    """
+    if engine.dialect.driver != "aiosqlite" or is_sqlite_memory(engine.url):
+        return None
+    if not isinstance(engine.sync_engine.pool, AsyncAdaptedQueuePool):
+        return None
+    if any(engine_options.get(name) not in _OFF for name in _POOLING_CHANGED):
+        return None
+    cargs, cparams = engine.dialect.create_connect_args(engine.url)
+    params = {**cparams, **driver_connect_args(engine.url, engine_options.get("connect_args"))}
+    if "async_creator_fn" in params:
+        return None
+    return list(cargs), params
 
 
 def _on_connect(engine: AsyncEngine, *statements: str) -> None:

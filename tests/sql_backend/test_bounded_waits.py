@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 
 from stateful import BackendUnavailable, PoolExhausted, StatefulExecutor
 from stateful.backends.sql import from_url
+from stateful.backends.sql.dialects.sqlite import SQLiteDialect, writer_lock
 from tests.proxy import LoopbackProxy
 from tests.sql_backend import endpoints
 
@@ -241,10 +242,17 @@ async def test_a_call_that_got_pool_exhausted_never_writes_later(sqlite_file_url
     ns = f"pool {uuid.uuid4()}"
     try:
         await executor.get_linked_pod(ns, "u", "svc")
-        async with backend.engine.connect():
+        async with backend.engine.connect():  # the pool's one connection
+            with pytest.raises(PoolExhausted):
+                await executor.set_service_state(ns, "svc", 1, "ready")
+        # The link writes run on the writer connection: waiting for the
+        # writers' turn is waiting for a connection too.
+        assert isinstance(backend.dialect, SQLiteDialect)
+        async with writer_lock(backend.dialect.database):
             with pytest.raises(PoolExhausted):
                 await executor.set_linked_pod(ns, "u", "svc", 1, -1)
         await asyncio.sleep(0.2)
+        assert await executor.get_service_state(ns, "svc") == {}
         assert await executor.get_linked_pod(ns, "u", "svc") is None
     finally:
         await executor.aclose()

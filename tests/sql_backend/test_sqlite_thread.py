@@ -242,12 +242,15 @@ async def test_aclose_waits_for_the_thread_of_a_terminated_connection(tmp_path: 
     may be closed by then ("Event loop is closed" in aiosqlite's thread)."""
     import time
 
+    import aiosqlite
+
     backend = _backend(tmp_path)
     try:
         await backend.set_linked_pod(NS, "u", SVC, 1, -1)
         async with backend.engine.connect() as conn:
             driver = (await conn.get_raw_connection()).driver_connection
-            slow = asyncio.ensure_future(driver._execute(time.sleep, 0.3))
+            assert isinstance(driver, aiosqlite.Connection)
+            slow = asyncio.ensure_future(driver._execute(time.sleep, 0.3))  # type: ignore[no-untyped-call]
             invalidating = asyncio.create_task(conn.invalidate())
             await asyncio.sleep(0.05)  # its graceful close queued behind the slow job
             invalidating.cancel()

@@ -46,8 +46,10 @@ from sqlalchemy.util import await_
 from stateful.clock import Clock
 from stateful.errors import BackendUnavailable
 
+from ..engines import SQLITE_ON_CONNECT
 from ..errors import RetryTransaction, sqlite_code
 from ..schema import Tables
+from ..sqlite_writer import SQLiteWriter
 from .base import LinkId, overwrite_for
 from .on_conflict import OnConflictDialect
 from .sqlite_thread import LATE, THREAD, Execute, Job, Prepared, Workers, run_job
@@ -133,6 +135,8 @@ class SQLiteDialect(OnConflictDialect):
         database = engine.url.database or ""
         self.database = os.path.abspath(database) if database else database
         self.workers = Workers(engine)
+        #: The backend's own connection for the link writes (`hot_set_linked_pod`), if any.
+        self.writer: SQLiteWriter | None = None
         #: Write transactions `open` began whose last job may COMMIT too.
         self.finishing: set[Connection] = set()
         #: Write transactions not begun yet: their one job begins them, reads
@@ -321,6 +325,10 @@ class SQLiteDialect(OnConflictDialect):
         self, conn: Connection, link: LinkId, pod: int, ttl: int | None, now: int
     ) -> int | None:
         """Read the row, then overwrite or insert it: one job (the write lock is held)."""
+        return self.job(conn, self.set_pod_job(link, pod, ttl, now))
+
+    def set_pod_job(self, link: LinkId, pod: int, ttl: int | None, now: int) -> Job[int | None]:
+        """`set_linked_pod` as a job: read the row, overwrite or insert it; the previous pod."""
         params = self.link_params(link, pod, ttl, now)
         locked, insert, overwrite = self.q_link_locked, self.q_insert_link, self.q_update_link
 
@@ -334,7 +342,43 @@ class SQLiteDialect(OnConflictDialect):
             previous, live, _ = row
             return int(previous) if live else None
 
-        return self.job(conn, set_pod)
+        return set_pod
+
+    def use_writer(self, connect_args: Sequence[Any], connect_kwargs: dict[str, Any]) -> None:
+        """Send the link writes to a connection of their own (`hot_set_linked_pod`...).
+
+        It is opened with ``aiosqlite.connect(*connect_args, **connect_kwargs)``
+        (`engines.sqlite_writer_params`) and `engines.SQLITE_ON_CONNECT`.
+        """
+        self.writer = SQLiteWriter(
+            connect_args,
+            connect_kwargs,
+            SQLITE_ON_CONNECT,
+            lock=lambda: writer_lock(self.database),
+            track=self.workers.add,
+        )
+
+    async def hot_set_linked_pod(
+        self, link: LinkId, pod: int, ttl: int | None, clock: Clock | None
+    ) -> int | None:
+        """`set_linked_pod` on the backend's own connection (`sqlite_writer.SQLiteWriter`)."""
+        assert self.writer is not None and clock is not None
+        return await self.writer.run(self.set_pod_job(link, pod, ttl, LATE), clock.now_ms)
+
+    async def hot_upsert_link(
+        self, statement: Insert, link: LinkId, pod: int, ttl: int | None, clock: Clock | None
+    ) -> int:
+        """One of the link upserts (`try_set_statement`, `if_absent_statement`), likewise."""
+        assert self.writer is not None and clock is not None
+        prepared, params = self.q_upserts[statement], self.link_params(link, pod, ttl, LATE)
+
+        def upsert(execute: Execute) -> list[Any]:
+            return list(execute(prepared, params).fetchall())
+
+        rows = await self.writer.run(upsert, clock.now_ms)
+        if not rows:  # pragma: no cover - an upsert always leaves the row
+            raise RetryTransaction("the upsert left no row")
+        return int(rows[0][0])
 
     def upsert_link(
         self,

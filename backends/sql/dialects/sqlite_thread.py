@@ -18,8 +18,8 @@ This relies on two private names of aiosqlite's `Connection`: ``_execute(fn)``
 (run ``fn`` in the connection's thread) and ``_conn`` (its sqlite3
 connection), as in aiosqlite 0.20 to 0.22. Where they are missing, `THREAD` is
 False and jobs run through SQLAlchemy's connection, one statement at a time.
-`Workers` reads two more (``_thread``, ``_running``) and does nothing
-without them.
+`Workers`, `is_open` and `set_daemon` read three more (``_thread``,
+``_running``, ``_connection``) and do nothing without them.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import suppress
 from functools import lru_cache
-from typing import Any, NamedTuple, Protocol, TypeVar, cast
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar, cast
 
 import aiosqlite
 from sqlalchemy import event
@@ -66,11 +66,16 @@ class Workers:
 
     def _opened(self, dbapi_connection: Any, record: Any) -> None:
         driver = getattr(dbapi_connection, "driver_connection", None)
-        if isinstance(driver, aiosqlite.Connection) and _thread_of(driver) is not None:
+        if isinstance(driver, aiosqlite.Connection):
+            self.add(driver)
+
+    def add(self, connection: aiosqlite.Connection) -> None:
+        """Note a connection opened outside the engine (`sqlite_writer.SQLiteWriter`)."""
+        if _thread_of(connection) is not None:
             # Forget the connections whose thread has ended: the list stays
             # as long as the number of live connections.
             self._connections = [c for c in self._connections if _alive(c)]
-            self._connections.append(driver)
+            self._connections.append(connection)
 
     async def stopped(self) -> None:
         """Return once no connection told to stop still has a running thread."""
@@ -92,6 +97,22 @@ def _alive(connection: aiosqlite.Connection) -> bool:
 
 def _stopping(connection: aiosqlite.Connection) -> bool:
     return getattr(connection, "_running", True) is False and _alive(connection)
+
+
+def is_open(connection: aiosqlite.Connection) -> bool:
+    """Tell whether ``connection`` still takes jobs (neither closed nor told to stop)."""
+    running = getattr(connection, "_running", True) is not False
+    return running and getattr(connection, "_connection", None) is not None
+
+
+def set_daemon(connection: aiosqlite.Connection) -> None:
+    """Make the thread of a connection not yet started a daemon, as SQLAlchemy does.
+
+    A thread that never holds the interpreter open at exit.
+    """
+    thread = _thread_of(connection)
+    if thread is not None:
+        thread.daemon = True
 
 
 class Prepared(NamedTuple):
@@ -204,21 +225,59 @@ def run_job(
 
     driver = conn.connection.driver_connection
     assert isinstance(driver, aiosqlite.Connection), "the SQLite backend needs aiosqlite"
-    gone = False
+    trip = Trip(driver, job, commit=commit, now=now)
+    try:
+        return await_(trip.run())
+    except Exception as exc:
+        # SQLAlchemy would have discarded a closed connection: do as it does.
+        if sqlite_disconnect(exc):
+            conn.invalidate(exc)
+        raise
 
-    def whole() -> T:
-        db: sqlite3.Connection = driver._conn
+
+class Trip(Generic[T]):
+    """One job, and its transaction control, as one call in ``driver``'s thread (`run_job`)."""
+
+    def __init__(
+        self,
+        driver: aiosqlite.Connection,
+        job: Job[T],
+        *,
+        commit: bool,
+        now: Callable[[], int] | None,
+    ) -> None:
+        """See `run_job` for ``commit`` and ``now``."""
+        self.driver = driver
+        self.job = job
+        self.commit = commit
+        self.now = now
+        #: The awaiting task left (cancelled, timed out): a write still
+        #: waiting for the lock gives up.
+        self.gone = False
+
+    async def run(self) -> T:
+        """Send the trip to the thread and await its result."""
+        in_thread: Callable[[Callable[[], T]], Awaitable[T]] = self.driver._execute
+        try:
+            return await in_thread(self._whole)
+        except BaseException:
+            self.gone = True
+            raise
+
+    def _whole(self) -> T:
+        db: sqlite3.Connection = self.driver._conn
+        job, now = self.job, self.now
         execute: Execute
         if now is None:
 
             def execute(prepared: Prepared, params: Mapping[str, Any]) -> Rows:
                 return db.execute(*prepared.render(params))
 
-            if not commit:
+            if not self.commit:
                 return job(execute)
         else:
             db.execute("BEGIN IMMEDIATE")  # waits at the busy timeout; nothing open if it fails
-            if gone:
+            if self.gone:
                 db.rollback()
                 raise Abandoned("the write was abandoned while it waited for the lock")
             at = now()
@@ -240,14 +299,3 @@ def run_job(
             raise
         return result
 
-    in_thread: Callable[[Callable[[], T]], Awaitable[T]] = driver._execute
-    try:
-        result = await_(in_thread(whole))
-    except BaseException as exc:
-        # Cancelled or timed out: a job still waiting for the lock gives up.
-        gone = True
-        # SQLAlchemy would have discarded a closed connection: do as it does.
-        if isinstance(exc, Exception) and sqlite_disconnect(exc):
-            conn.invalidate(exc)
-        raise
-    return result
