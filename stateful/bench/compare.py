@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from stateful.bench.measure import Call, Comparison, compare
@@ -38,6 +38,18 @@ def cases(t: Target, links: int) -> dict[str, Case]:
     def u(i: int) -> str:
         return uids[i % links]
 
+    def moved(write: Callable[[str, int], Awaitable[object]]) -> Call:
+        # Each call links its uid to the pod after the one it last got, so
+        # every write moves the link (and updates the pod index).
+        last: dict[int, int] = {}
+
+        def call(i: int) -> Awaitable[object]:
+            k = i % links
+            pod = last[k] = (last.get(k, k % PODS) + 1) % PODS
+            return write(uids[k], pod)
+
+        return call
+
     found: list[Case] = [
         Case("get_linked_pod", "get",
              lambda i: ex.get_linked_pod(NS, u(i), SVC), lambda i: t.raw_get(u(i))),
@@ -46,6 +58,9 @@ def cases(t: Target, links: int) -> dict[str, Case]:
         Case("set_linked_pod", "set",
              lambda i: ex.set_linked_pod(NS, u(i), SVC, i % PODS, -1),
              lambda i: t.raw_set(u(i), i % PODS)),
+        Case("set_linked_pod (new pod)", "set",
+             moved(lambda uid, pod: ex.set_linked_pod(NS, uid, SVC, pod, -1)),
+             moved(t.raw_set)),
         Case("try_set_linked_pod", "set",
              lambda i: ex.try_set_linked_pod(NS, u(i), SVC, i % PODS, -1),
              lambda i: t.raw_set(u(i), i % PODS)),

@@ -20,13 +20,14 @@ ROW = re.compile(
 
 
 def test_comparison_table(capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["memory://", "--ops", "get_linked_pod,set_linked_pod", "--concurrency", "1,4",
-            "--seconds", "0.02", "--rounds", "1"]
+    argv = ["memory://", "--ops", "get_linked_pod,set_linked_pod,set_linked_pod (new pod)",
+            "--concurrency", "1,4", "--seconds", "0.02", "--rounds", "1"]
     assert main(argv) == 0
     rows = [m for line in capsys.readouterr().out.splitlines() if (m := ROW.match(line))]
     assert [(m["op"], m["c"]) for m in rows] == [
         ("get_linked_pod", "1"), ("get_linked_pod", "4"),
         ("set_linked_pod", "1"), ("set_linked_pod", "4"),
+        ("set_linked_pod (new pod)", "1"), ("set_linked_pod (new pod)", "4"),
     ]
     assert all(float(m["ratio"]) > 0 for m in rows)
 
