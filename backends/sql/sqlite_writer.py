@@ -3,13 +3,12 @@
 A router calls `set_linked_pod` on every request. On SQLite the write is
 already one trip to aiosqlite's thread (`dialects.sqlite_thread`); what
 SQLAlchemy still added per call was the greenlet the call ran in, its pool's
-checkout and return, and the transaction framing around the trip: more than
-half of the time of a write at one task, against a hand-written aiosqlite
-upsert. A backend that built its engine from a ``sqlite+aiosqlite://`` file URL
-(`from_url`) therefore sends the one-row link writes (`set_linked_pod`,
-`try_set_linked_pod`, `set_linked_pod_if_absent`, `place_linked_pod` with a
-pod) straight to one aiosqlite connection of its own, opened like the
-engine's connections.
+checkout and return, and the transaction framing around the trip: about a
+third of the time of a write at one task. A backend that built its engine
+from a ``sqlite+aiosqlite://`` file URL (`from_url`) therefore sends the
+one-row link writes (`set_linked_pod`, `try_set_linked_pod`,
+`set_linked_pod_if_absent`, `place_linked_pod` with a pod) straight to one
+aiosqlite connection of its own, opened like the engine's connections.
 
 The rules are those of the engine's write path:
 
