@@ -100,9 +100,9 @@ class SQLiteWriter:
             self._conn = None
         conn = aiosqlite.connect(*self._args, **self._kwargs)
         set_daemon(conn)
+        self._track(conn)
         try:
             await conn
-            self._track(conn)  # once its thread runs: `Workers` forgets ended threads
             for statement in self._on_connect:
                 await (await conn.execute(statement)).close()
         except BaseException:

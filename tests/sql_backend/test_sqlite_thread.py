@@ -263,6 +263,34 @@ async def test_aclose_waits_for_the_thread_of_a_terminated_connection(tmp_path: 
     assert await slow is None
 
 
+async def test_aclose_waits_for_the_thread_of_a_failed_connect(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connect that fails leaves aiosqlite's thread told to stop, not stopped
+    (`_connect` calls ``stop()`` without awaiting it); `aclose` waits for it too."""
+    import time
+
+    import aiosqlite
+
+    stopped: list[aiosqlite.Connection] = []
+    stop = aiosqlite.Connection.stop
+
+    def slow_stop(self: aiosqlite.Connection) -> object:
+        # Keep the thread busy first, as a loaded machine may: the stop's
+        # result then reaches the loop late.
+        self._tx.put_nowait((None, lambda: time.sleep(0.3)))
+        stopped.append(self)
+        return stop(self)
+
+    monkeypatch.setattr(aiosqlite.Connection, "stop", slow_stop)
+    backend = from_url(f"sqlite+aiosqlite:///{tmp_path / 'no such dir' / 'x.db'}")
+    with pytest.raises(BackendUnavailable):
+        await backend.get_linked_pod(NS, "u", SVC)
+    assert stopped and stopped[0]._thread.is_alive()
+    await backend.aclose()
+    assert not stopped[0]._thread.is_alive()
+
+
 async def test_an_overwrite_sets_only_the_columns_that_change(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

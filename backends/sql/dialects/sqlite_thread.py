@@ -53,28 +53,36 @@ class Workers:
     """aiosqlite's worker threads of an engine's connections, so a close can wait for them.
 
     A connection SQLAlchemy terminates (its graceful close was cancelled, or
-    it was invalidated) is only told to stop: its thread first finishes the
-    jobs queued on it, then hands its last result to the event loop. If the
-    loop is closed by then, the thread fails ("Event loop is closed").
-    `stopped` waits for those threads; `SQLBackend.aclose` bounds the wait.
+    it was invalidated), and one whose connect failed, is only told to stop:
+    its thread first finishes the jobs queued on it, then hands its last
+    result to the event loop. If the loop is closed by then, the thread fails
+    ("Event loop is closed"). `stopped` waits for those threads;
+    `SQLBackend.aclose` bounds the wait. The engine's connections are created
+    here (SQLAlchemy's ``async_creator_fn``, set per connect unless the
+    application gave its own), so even one whose connect fails is known.
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
         """Note every connection ``engine`` opens from now on."""
         self._connections: list[aiosqlite.Connection] = []
-        event.listen(engine.sync_engine, "connect", self._opened)
+        event.listen(engine.sync_engine, "do_connect", self._connecting)
 
-    def _opened(self, dbapi_connection: Any, record: Any) -> None:
-        driver = getattr(dbapi_connection, "driver_connection", None)
-        if isinstance(driver, aiosqlite.Connection):
-            self.add(driver)
+    def _connecting(self, dialect: Any, record: Any, cargs: Any, cparams: dict[str, Any]) -> None:
+        cparams.setdefault("async_creator_fn", self._create)
+
+    def _create(self, *args: Any, **kwargs: Any) -> aiosqlite.Connection:
+        # What SQLAlchemy's adapter does without a creator, plus `add`.
+        connection = aiosqlite.connect(*args, **kwargs)
+        set_daemon(connection)
+        self.add(connection)
+        return connection
 
     def add(self, connection: aiosqlite.Connection) -> None:
-        """Note a connection opened outside the engine (`sqlite_writer.SQLiteWriter`)."""
+        """Note a connection (started or not) whose thread a close should wait for if stopped."""
         if _thread_of(connection) is not None:
             # Forget the connections whose thread has ended: the list stays
             # as long as the number of live connections.
-            self._connections = [c for c in self._connections if _alive(c)]
+            self._connections = [c for c in self._connections if not _ended(c)]
             self._connections.append(connection)
 
     async def stopped(self) -> None:
@@ -90,13 +98,15 @@ def _thread_of(connection: aiosqlite.Connection) -> threading.Thread | None:
     return thread if isinstance(thread, threading.Thread) else None
 
 
-def _alive(connection: aiosqlite.Connection) -> bool:
+def _ended(connection: aiosqlite.Connection) -> bool:
     thread = _thread_of(connection)
-    return thread is not None and thread.is_alive()
+    return thread is not None and thread.ident is not None and not thread.is_alive()
 
 
 def _stopping(connection: aiosqlite.Connection) -> bool:
-    return getattr(connection, "_running", True) is False and _alive(connection)
+    thread = _thread_of(connection)
+    alive = thread is not None and thread.is_alive()
+    return alive and getattr(connection, "_running", True) is False
 
 
 def is_open(connection: aiosqlite.Connection) -> bool:
