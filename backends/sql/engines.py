@@ -215,16 +215,13 @@ def hot_connect_params(
     unbounded pool (``pool_size=0``), ``pool_pre_ping`` or ``pool_recycle``
     (checks the hot pool does not make).
     """
-    pool = engine.sync_engine.pool
-    if engine.dialect.driver != "asyncpg" or not isinstance(pool, AsyncAdaptedQueuePool):
+    if engine.dialect.driver != "asyncpg":
         return None
-    changed = [name for name in _POOLING_CHANGED if engine_options.get(name) not in _OFF]
-    if pool.size() < 1 or changed:
+    args = _pooled_connect_args(engine, engine_options)
+    # (A queue pool when there are arguments: size() exists.)
+    if args is None or args[0] or engine.sync_engine.pool.size() < 1:  # type: ignore[attr-defined]
         return None
-    cargs, cparams = engine.dialect.create_connect_args(engine.url)
-    params = {**cparams, **driver_connect_args(engine.url, engine_options.get("connect_args"))}
-    if cargs or "async_creator_fn" in params:
-        return None
+    params = args[1]
     for name in _ADAPTER_ONLY:
         params.pop(name, None)
     return params
@@ -246,6 +243,19 @@ def sqlite_writer_params(
     """
     if engine.dialect.driver != "aiosqlite" or is_sqlite_memory(engine.url):
         return None
+    return _pooled_connect_args(engine, engine_options)
+
+
+def _pooled_connect_args(
+    engine: AsyncEngine, engine_options: dict[str, Any]
+) -> tuple[list[Any], dict[str, Any]] | None:
+    """Return the driver's ``connect`` arguments as ``engine``'s pool uses them, or None.
+
+    The dialect's `create_connect_args` of the URL, then ``connect_args``
+    over them. None where the pool would not connect that way: a ``creator``
+    or ``async_creator``, a ``poolclass`` other than the default queue pool,
+    ``pool_pre_ping`` or ``pool_recycle``.
+    """
     if not isinstance(engine.sync_engine.pool, AsyncAdaptedQueuePool):
         return None
     if any(engine_options.get(name) not in _OFF for name in _POOLING_CHANGED):

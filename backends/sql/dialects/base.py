@@ -86,7 +86,7 @@ def is_live(expires_at: int | None, now: int) -> bool:
 
 
 def overwrite_for(row: Any, pod: int, ttl: int | None) -> tuple[bool, bool]:
-    """Which columns overwriting ``row`` (pod, expires_at) with ``pod``/``ttl`` changes.
+    """Which columns overwriting ``row`` (pod, live, expires_at) with ``pod``/``ttl`` changes.
 
     Keys `Dialect.update_link`. A link with a lifetime gets a new deadline
     on every write; a permanent one made permanent again keeps its NULL.

@@ -103,8 +103,31 @@ class LinkRow(NamedTuple):
 
 def writer_lock(database: str) -> asyncio.Lock:
     """Return the lock that writers of ``database`` in this event loop queue on."""
-    locks = _writer_locks.setdefault(asyncio.get_running_loop(), {})
-    return locks.setdefault(database, asyncio.Lock())
+    # Looked up on every write: build a dict or lock only the first time.
+    loop = asyncio.get_running_loop()
+    locks = _writer_locks.get(loop)
+    if locks is None:
+        locks = _writer_locks[loop] = {}
+    lock = locks.get(database)
+    if lock is None:
+        lock = locks[database] = asyncio.Lock()
+    return lock
+
+
+def rows_of(prepared: Prepared, params: Mapping[str, Any]) -> Job[list[Any]]:
+    """Return the job that runs one statement and returns its rows."""
+
+    def rows(execute: Execute) -> list[Any]:
+        return list(execute(prepared, params).fetchall())
+
+    return rows
+
+
+def stored_pod(rows: list[Any]) -> int:
+    """Return the pod a link upsert ``... RETURNING pod`` left."""
+    if not rows:  # pragma: no cover - an upsert always leaves the row
+        raise RetryTransaction("the upsert left no row")
+    return int(rows[0][0])
 
 
 class SQLiteDialect(OnConflictDialect):
@@ -200,11 +223,7 @@ class SQLiteDialect(OnConflictDialect):
 
     def one(self, conn: Connection, prepared: Prepared, params: Mapping[str, Any]) -> list[Any]:
         """Run one statement as a job; return its rows."""
-
-        def rows(execute: Execute) -> list[Any]:
-            return list(execute(prepared, params).fetchall())
-
-        return self.job(conn, rows)
+        return self.job(conn, rows_of(prepared, params))
 
     def changed(self, conn: Connection, prepared: Prepared, params: Mapping[str, Any]) -> int:
         """Run one INSERT, UPDATE or DELETE as a job; return how many rows it changed."""
@@ -370,15 +389,9 @@ class SQLiteDialect(OnConflictDialect):
     ) -> int:
         """One of the link upserts (`try_set_statement`, `if_absent_statement`), likewise."""
         assert self.writer is not None and clock is not None
-        prepared, params = self.q_upserts[statement], self.link_params(link, pod, ttl, LATE)
-
-        def upsert(execute: Execute) -> list[Any]:
-            return list(execute(prepared, params).fetchall())
-
-        rows = await self.writer.run(upsert, clock.now_ms)
-        if not rows:  # pragma: no cover - an upsert always leaves the row
-            raise RetryTransaction("the upsert left no row")
-        return int(rows[0][0])
+        params = self.link_params(link, pod, ttl, LATE)
+        rows = await self.writer.run(rows_of(self.q_upserts[statement], params), clock.now_ms)
+        return stored_pod(rows)
 
     def upsert_link(
         self,
@@ -393,10 +406,7 @@ class SQLiteDialect(OnConflictDialect):
         prepared = self.q_upserts.get(statement)
         if prepared is None:
             return super().upsert_link(conn, statement, link, pod, ttl, now)
-        rows = self.one(conn, prepared, self.link_params(link, pod, ttl, now))
-        if not rows:  # pragma: no cover - an upsert always leaves the row
-            raise RetryTransaction("the upsert left no row")
-        return int(rows[0][0])
+        return stored_pod(self.one(conn, prepared, self.link_params(link, pod, ttl, now)))
 
     def refresh_link(self, conn: Connection, link: LinkId, ttl: int | None, now: int) -> int | None:
         """``UPDATE ... WHERE live ... RETURNING pod`` as one job."""
